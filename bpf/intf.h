@@ -1,0 +1,74 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * The one definition of what crosses between the BPF scheduler and user space:
+ * the records on the two rings, the DSQ ids, the syscall programs' arguments and
+ * the exit info. Included by bpf/pyland.bpf.c and by the C++ extension.
+ */
+#ifndef __PYLAND_INTF_H
+#define __PYLAND_INTF_H
+
+#ifndef __VMLINUX_H__
+#include <stdint.h>
+typedef int32_t s32;
+typedef uint32_t u32;
+typedef int64_t s64;
+typedef uint64_t u64;
+#endif
+
+#define PYLAND_COMM_LEN 16
+
+enum pyland_consts {
+	/* Largest CPU id the BPF side keeps a DSQ for. */
+	MAX_CPUS = 1024,
+	/* DSQ ids: 0 .. MAX_CPUS-1 are per-CPU; then the shared and the worker's. */
+	SHARED_DSQ = MAX_CPUS,
+	WORKER_DSQ = MAX_CPUS + 1,
+	/* dispatched_task.cpu: run on whichever CPU gets to it first (shared DSQ). */
+	RL_CPU_ANY = -1,
+	/* Bytes of the kernel's exit dump kept for user space. */
+	EXIT_REASON_LEN = 128,
+	EXIT_MSG_LEN = 1024,
+	EXIT_DUMP_MAX = 32768,
+};
+
+/* dispatched_task.flags */
+enum pyland_dispatch_flags {
+	/* Preempt the task running on the target CPU. */
+	RL_PREEMPT = 1 << 0,
+};
+
+/* BPF -> user (ring buffer "queued"): a task that needs a CPU. */
+struct queued_task {
+	s32 pid;		/* global pid */
+	s32 cpu;		/* CPU the task last ran on */
+	u64 nr_cpus_allowed;	/* how many CPUs it may use */
+	u64 flags;		/* SCX_ENQ_* flags of this enqueue */
+	u64 start_ts;		/* when it last started running (ns) */
+	u64 stop_ts;		/* when it last stopped running (ns) */
+	u64 exec_runtime;	/* CPU time since it last slept (ns) */
+	u64 weight;		/* scheduling weight, 100 = nice 0 */
+	u64 vtime;		/* vtime user space gave it last; 0 = new task */
+	u64 enq_cnt;		/* enqueue generation, copied into the dispatch */
+	char comm[PYLAND_COMM_LEN];
+};
+
+/* user -> BPF (user ring buffer "dispatched"): where and how to run a task. */
+struct dispatched_task {
+	s32 pid;		/* global pid, as queued */
+	s32 cpu;		/* target CPU, or RL_CPU_ANY */
+	u64 flags;		/* RL_* dispatch flags */
+	u64 slice_ns;		/* time slice; 0 = the default slice */
+	u64 vtime;		/* order within the target DSQ; kept for the next enqueue */
+	u64 enq_cnt;		/* queued_task.enq_cnt, unchanged */
+};
+
+/* What ops.exit recorded, read by user space once the scheduler is gone. */
+struct exit_info {
+	s32 kind;		/* enum scx_exit_kind; 0 while attached */
+	s32 _pad;
+	s64 exit_code;
+	char reason[EXIT_REASON_LEN];
+	char msg[EXIT_MSG_LEN];
+};
+
+#endif /* __PYLAND_INTF_H */

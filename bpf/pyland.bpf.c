@@ -1,0 +1,447 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * scx_pyland: the kernel half of a CPU scheduler whose policy runs in Python.
+ *
+ * Every task that needs a CPU is sent to a user-space worker over the ring buffer
+ * `queued`; the worker's policy decides order, slice and CPU and sends decisions
+ * back over the user ring buffer `dispatched`, which ops.dispatch drains into
+ * per-CPU DSQs (or a shared one) ordered by the vtime the worker chose.
+ *
+ * A few tasks never go to user space, because the worker may be waiting on them:
+ * the worker itself (its own FIFO DSQ, run whenever it has work), every kernel
+ * thread (dispatched on the spot: khugepaged or a kworker can hold a lock the
+ * worker needs), and migration-disabled tasks (SCX_OPS_ENQ_MIGRATION_DISABLED is
+ * left off, so the kernel dispatches them locally without asking us). If the ring
+ * is full, a task goes straight to the shared DSQ and the congestion is counted.
+ *
+ * Limits: no idle-CPU selection of our own yet (the kernel's default picks the
+ * wake-up CPU); the kernel watchdog ejects the scheduler if the worker stalls,
+ * and every task then falls back to the default scheduler.
+ */
+#define BPF_NO_KFUNC_PROTOTYPES
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_core_read.h>
+#include "compat.bpf.h"
+#include "intf.h"
+
+char _license[] SEC("license") = "GPL";
+
+#define PF_KTHREAD	0x00200000
+#define HEARTBEAT_NS	(1000ULL * 1000 * 1000)
+
+/* Settings user space fills before load. */
+const volatile u64 slice_ns = 20ULL * 1000 * 1000;	/* default time slice */
+
+/* The worker's global tgid, set by the register_worker syscall program. */
+u32 worker_tgid;
+
+/* Counters, read (and nr_queued / nr_scheduled written) by user space. */
+u64 nr_queued;			/* records in `queued` not yet read by the worker */
+u64 nr_scheduled;		/* tasks the worker holds, not yet dispatched */
+u64 nr_running;			/* tasks running on a CPU right now */
+u64 nr_online_cpus;		/* set by user space */
+u64 nr_user_dispatches;		/* dispatches the worker decided */
+u64 nr_kernel_dispatches;	/* dispatches decided here (kernel threads) */
+u64 nr_cancel_dispatches;	/* worker decisions dropped: task re-enqueued since */
+u64 nr_bounce_dispatches;	/* worker decisions for a CPU the task may not use */
+u64 nr_failed_dispatches;	/* worker decisions for a task that is gone */
+u64 nr_sched_congested;		/* tasks that found `queued` full */
+
+/* Set when the worker must run even with no task waiting (wake-up, heartbeat). */
+bool worker_needed;
+/* True while the worker is on a CPU. */
+bool worker_running;
+
+struct exit_info exit_info;
+char exit_dump[EXIT_DUMP_MAX];
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 4096 * 1024);
+} queued SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_USER_RINGBUF);
+	__uint(max_entries, 4096 * 1024);
+} dispatched SEC(".maps");
+
+/* Per-task accounting that travels in queued_task records. */
+struct task_ctx {
+	u64 start_ts;
+	u64 stop_ts;
+	u64 exec_runtime;
+	u64 enq_cnt;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct task_ctx);
+} task_ctx_stor SEC(".maps");
+
+struct heartbeat {
+	struct bpf_timer timer;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, u32);
+	__type(value, struct heartbeat);
+} heartbeat_timer SEC(".maps");
+
+static void stat_inc(u64 *counter)
+{
+	__sync_fetch_and_add(counter, 1);
+}
+
+static struct task_ctx *lookup_task_ctx(const struct task_struct *p)
+{
+	return bpf_task_storage_get(&task_ctx_stor, (struct task_struct *)p, 0, 0);
+}
+
+static bool is_worker(const struct task_struct *p)
+{
+	return worker_tgid && p->tgid == worker_tgid;
+}
+
+static bool is_kthread(const struct task_struct *p)
+{
+	return p->flags & PF_KTHREAD;
+}
+
+static bool worker_has_work(void)
+{
+	return worker_needed || nr_scheduled ||
+	       bpf_ringbuf_query(&queued, BPF_RB_AVAIL_DATA) > 0;
+}
+
+/*
+ * Make sure the worker gets a CPU soon: unless it is running already, kick an idle
+ * CPU, whose ops.dispatch will then run it. With no idle CPU it runs when the next
+ * slice ends somewhere, which bounds the wait by the slice.
+ */
+static void wake_worker(void)
+{
+	const struct cpumask *idle;
+	s32 cpu;
+
+	if (worker_running)
+		return;
+	idle = scx_bpf_get_idle_cpumask();
+	cpu = scx_bpf_pick_idle_cpu(idle, 0);
+	scx_bpf_put_idle_cpumask(idle);
+	if (cpu >= 0)
+		scx_bpf_kick_cpu(cpu, SCX_KICK_IDLE);
+}
+
+/* Wake an idle CPU the task may use, to pick it from the shared DSQ. */
+static void kick_idle_cpu_for(const struct task_struct *p)
+{
+	s32 cpu = scx_bpf_pick_idle_cpu(p->cpus_ptr, 0);
+
+	if (cpu >= 0)
+		scx_bpf_kick_cpu(cpu, SCX_KICK_IDLE);
+}
+
+/* Send @p to the worker. False if the ring is full. */
+static bool queue_to_user(struct task_struct *p, u64 enq_flags)
+{
+	struct task_ctx *tctx = lookup_task_ctx(p);
+	struct queued_task *task;
+
+	if (!tctx)
+		return false;
+	task = bpf_ringbuf_reserve(&queued, sizeof(*task), 0);
+	if (!task)
+		return false;
+
+	task->pid = p->pid;
+	task->cpu = scx_bpf_task_cpu(p);
+	task->nr_cpus_allowed = p->nr_cpus_allowed;
+	task->flags = enq_flags;
+	task->start_ts = tctx->start_ts;
+	task->stop_ts = tctx->stop_ts;
+	task->exec_runtime = tctx->exec_runtime;
+	task->weight = p->scx.weight;
+	task->vtime = p->scx.dsq_vtime;
+	task->enq_cnt = ++tctx->enq_cnt;
+	__builtin_memcpy(task->comm, p->comm, PYLAND_COMM_LEN);
+
+	/* Count before submitting: the worker subtracts what it reads, never below 0. */
+	stat_inc(&nr_queued);
+	/* No wake-up: the worker polls; wake_worker() gets it a CPU instead. */
+	bpf_ringbuf_submit(task, BPF_RB_NO_WAKEUP);
+	return true;
+}
+
+s32 BPF_STRUCT_OPS(pyland_select_cpu, struct task_struct *p, s32 prev_cpu, u64 wake_flags)
+{
+	bool is_idle = false;
+
+	/*
+	 * This only picks the runqueue the task is enqueued on; where it runs is the
+	 * worker's decision. The kernel's default prefers an idle CPU, which kernel
+	 * threads (dispatched locally in ops.enqueue) profit from.
+	 */
+	return scx_bpf_select_cpu_dfl(p, prev_cpu, wake_flags, &is_idle);
+}
+
+void BPF_STRUCT_OPS(pyland_enqueue, struct task_struct *p, u64 enq_flags)
+{
+	if (is_worker(p)) {
+		/*
+		 * A worker that woke from a sleep may have work we cannot see (a
+		 * signal to act on): let it run. A worker that yielded runs again
+		 * only when worker_has_work().
+		 */
+		dsq_insert(p, WORKER_DSQ, slice_ns, enq_flags);
+		if (enq_flags & SCX_ENQ_WAKEUP) {
+			worker_needed = true;
+			wake_worker();
+		}
+		return;
+	}
+
+	if (is_kthread(p)) {
+		dsq_insert(p, SCX_DSQ_LOCAL, slice_ns, enq_flags);
+		stat_inc(&nr_kernel_dispatches);
+		return;
+	}
+
+	if (queue_to_user(p, enq_flags)) {
+		wake_worker();
+		return;
+	}
+
+	/* The ring is full (or the task has no context): keep it running anyway. */
+	dsq_insert_vtime(p, SHARED_DSQ, slice_ns, p->scx.dsq_vtime, enq_flags);
+	stat_inc(&nr_sched_congested);
+	kick_idle_cpu_for(p);
+}
+
+/* Carry out one decision of the worker. */
+static void dispatch_task(const struct dispatched_task *rec)
+{
+	struct task_struct *p;
+	struct task_ctx *tctx;
+	u64 slice = rec->slice_ns ?: slice_ns;
+	u64 flags = rec->flags & RL_PREEMPT ? SCX_ENQ_PREEMPT : 0;
+	u64 dsq;
+
+	p = bpf_task_from_pid(rec->pid);
+	if (!p) {
+		/* The task exited while the worker held it. */
+		stat_inc(&nr_failed_dispatches);
+		return;
+	}
+
+	/*
+	 * The task was dequeued and enqueued again (e.g. its affinity changed)
+	 * after this record was queued: a newer record is on its way.
+	 */
+	tctx = lookup_task_ctx(p);
+	if (tctx && rec->enq_cnt < tctx->enq_cnt) {
+		stat_inc(&nr_cancel_dispatches);
+		goto out;
+	}
+
+	if (rec->cpu == RL_CPU_ANY) {
+		dsq = SHARED_DSQ;
+	} else if (rec->cpu >= 0 && rec->cpu < MAX_CPUS &&
+		   bpf_cpumask_test_cpu(rec->cpu, p->cpus_ptr)) {
+		dsq = rec->cpu;
+	} else {
+		/* The CPU is not (or no longer) allowed: let any allowed CPU run it. */
+		dsq = SHARED_DSQ;
+		stat_inc(&nr_bounce_dispatches);
+	}
+
+	/*
+	 * We can race with a dequeue or a migration here; the kernel ignores an
+	 * insert for a task that is no longer queued, so that is harmless.
+	 */
+	dsq_insert_vtime(p, dsq, slice, rec->vtime, flags);
+	stat_inc(&nr_user_dispatches);
+
+	/* An idle CPU does not look at its DSQ by itself: wake it. */
+	if (dsq == SHARED_DSQ)
+		kick_idle_cpu_for(p);
+	else
+		scx_bpf_kick_cpu(dsq, flags ? SCX_KICK_PREEMPT : SCX_KICK_IDLE);
+out:
+	bpf_task_release(p);
+}
+
+static long dispatch_one(struct bpf_dynptr *dynptr, void *ctx)
+{
+	struct dispatched_task rec;
+
+	if (bpf_dynptr_read(&rec, sizeof(rec), dynptr, 0, 0)) {
+		stat_inc(&nr_failed_dispatches);
+		return 0;
+	}
+	dispatch_task(&rec);
+
+	/*
+	 * Each insert takes one of this ops.dispatch call's slots, and running out
+	 * kills the scheduler ("dispatch buffer overflow"). The record is consumed
+	 * even when we stop, so check after the insert, not before.
+	 */
+	return scx_bpf_dispatch_nr_slots() > 0 ? 0 : 1;
+}
+
+void BPF_STRUCT_OPS(pyland_dispatch, s32 cpu, struct task_struct *prev)
+{
+	/* -EBUSY: another CPU is draining right now; it will do our share. */
+	bpf_user_ringbuf_drain(&dispatched, dispatch_one, NULL, 0);
+
+	/* Tasks the worker placed on this CPU first: they are ready and chosen. */
+	if (dsq_move_to_local(cpu))
+		return;
+
+	/*
+	 * Then the worker, if it has work, before the shared DSQ: tasks wait in the
+	 * user-space queue until it runs, while the shared DSQ is served by every
+	 * CPU. It cannot starve the DSQs: once it has dispatched what was queued,
+	 * worker_has_work() is false until new tasks arrive.
+	 */
+	if (worker_has_work() && dsq_move_to_local(WORKER_DSQ)) {
+		worker_needed = false;
+		return;
+	}
+
+	dsq_move_to_local(SHARED_DSQ);
+}
+
+void BPF_STRUCT_OPS(pyland_runnable, struct task_struct *p, u64 enq_flags)
+{
+	struct task_ctx *tctx = lookup_task_ctx(p);
+
+	/* A wake-up starts a new burst: exec_runtime counts CPU time since sleeping. */
+	if (tctx)
+		tctx->exec_runtime = 0;
+}
+
+void BPF_STRUCT_OPS(pyland_running, struct task_struct *p)
+{
+	struct task_ctx *tctx = lookup_task_ctx(p);
+
+	if (tctx)
+		tctx->start_ts = scx_bpf_now();
+	if (is_worker(p))
+		worker_running = true;
+	__sync_fetch_and_add(&nr_running, 1);
+}
+
+void BPF_STRUCT_OPS(pyland_stopping, struct task_struct *p, bool runnable)
+{
+	struct task_ctx *tctx = lookup_task_ctx(p);
+	u64 now = scx_bpf_now();
+
+	if (tctx) {
+		tctx->stop_ts = now;
+		tctx->exec_runtime += now - tctx->start_ts;
+	}
+	if (is_worker(p))
+		worker_running = false;
+	__sync_fetch_and_sub(&nr_running, 1);
+}
+
+s32 BPF_STRUCT_OPS(pyland_init_task, struct task_struct *p, struct scx_init_task_args *args)
+{
+	if (!bpf_task_storage_get(&task_ctx_stor, p, 0, BPF_LOCAL_STORAGE_GET_F_CREATE))
+		return -ENOMEM;
+	return 0;
+}
+
+/*
+ * The heartbeat: once a second, let a worker that has not run get a CPU, so that
+ * it notices signals and exits even on an idle system.
+ */
+static int heartbeat_fn(void *map, int *key, struct bpf_timer *timer)
+{
+	if (!worker_running && scx_bpf_dsq_nr_queued(WORKER_DSQ) > 0) {
+		worker_needed = true;
+		wake_worker();
+	}
+	bpf_timer_start(timer, HEARTBEAT_NS, 0);
+	return 0;
+}
+
+static s32 start_heartbeat(void)
+{
+	u32 key = 0;
+	struct bpf_timer *timer = bpf_map_lookup_elem(&heartbeat_timer, &key);
+
+	if (!timer)
+		return -ENOENT;
+	bpf_timer_init(timer, &heartbeat_timer, CLOCK_BOOTTIME);
+	bpf_timer_set_callback(timer, heartbeat_fn);
+	return bpf_timer_start(timer, HEARTBEAT_NS, 0);
+}
+
+s32 BPF_STRUCT_OPS_SLEEPABLE(pyland_init)
+{
+	u32 nr_cpus = scx_bpf_nr_cpu_ids();
+	s32 cpu, err;
+
+	if (nr_cpus > MAX_CPUS) {
+		scx_bpf_error("%u CPU ids, more than the %d supported", nr_cpus, MAX_CPUS);
+		return -E2BIG;
+	}
+	bpf_for(cpu, 0, nr_cpus) {
+		err = scx_bpf_create_dsq(cpu, -1);
+		if (err) {
+			scx_bpf_error("cannot create the DSQ of CPU %d: %d", cpu, err);
+			return err;
+		}
+	}
+	err = scx_bpf_create_dsq(SHARED_DSQ, -1) ?: scx_bpf_create_dsq(WORKER_DSQ, -1);
+	if (err) {
+		scx_bpf_error("cannot create the shared and worker DSQs: %d", err);
+		return err;
+	}
+	return start_heartbeat();
+}
+
+void BPF_STRUCT_OPS(pyland_exit, struct scx_exit_info *ei)
+{
+	bpf_probe_read_kernel_str(exit_info.reason, sizeof(exit_info.reason), ei->reason);
+	bpf_probe_read_kernel_str(exit_info.msg, sizeof(exit_info.msg), ei->msg);
+	bpf_probe_read_kernel_str(exit_dump, sizeof(exit_dump), ei->dump);
+	exit_info.exit_code = ei->exit_code;
+	/*
+	 * Last, with an atomic exchange (a full barrier): user space reads kind != 0
+	 * as "the rest is written".
+	 */
+	__atomic_exchange_n(&exit_info.kind, ei->kind, __ATOMIC_SEQ_CST);
+}
+
+/*
+ * Run once by the worker (BPF_PROG_TEST_RUN) before attaching: the kernel knows its
+ * global tgid even where the worker's own pid namespace hides it (a container).
+ */
+SEC("syscall")
+int register_worker(void *ctx)
+{
+	worker_tgid = bpf_get_current_pid_tgid() >> 32;
+	return 0;
+}
+
+SEC(".struct_ops.link")
+struct sched_ext_ops pyland_ops = {
+	.select_cpu		= (void *)pyland_select_cpu,
+	.enqueue		= (void *)pyland_enqueue,
+	.dispatch		= (void *)pyland_dispatch,
+	.runnable		= (void *)pyland_runnable,
+	.running		= (void *)pyland_running,
+	.stopping		= (void *)pyland_stopping,
+	.init_task		= (void *)pyland_init_task,
+	.init			= (void *)pyland_init,
+	.exit			= (void *)pyland_exit,
+	.name			= "pyland",
+};

@@ -1,0 +1,189 @@
+// SPDX-License-Identifier: GPL-2.0-only
+// scx_pyland._bpf: the Python binding. It only binds; the logic is in scheduler.cpp
+// and records.cpp.
+#include <nanobind/nanobind.h>
+#include <nanobind/stl/optional.h>
+#include <nanobind/stl/string.h>
+#include <nanobind/stl/vector.h>
+
+#include <bpf/libbpf.h>
+
+#include "records.hpp"
+#include "scheduler.hpp"
+
+namespace nb = nanobind;
+using namespace nb::literals;
+using namespace pyland;
+
+namespace {
+
+std::span<const std::byte> bytes_of(const nb::bytes &data) {
+    return {static_cast<const std::byte *>(data.data()), data.size()};
+}
+
+// Copy a list of DispatchedTask into contiguous memory, reusing one buffer.
+std::span<const DispatchedTask> gather(const nb::list &tasks, std::vector<DispatchedTask> &buf) {
+    buf.clear();
+    for (nb::handle item : tasks)
+        buf.push_back(nb::cast<const DispatchedTask &>(item));
+    return buf;
+}
+
+// The scheduler plus the buffers its Python calls reuse, so a cycle allocates no
+// C++ memory.
+struct PyScheduler {
+    Scheduler sched;
+    std::vector<QueuedTask> queued;
+    std::vector<DispatchedTask> dispatched;
+    explicit PyScheduler(const Options &o) : sched(o) {}
+};
+
+template <typename T>
+nb::dict layout_of(std::initializer_list<std::tuple<const char *, size_t, size_t>> fields) {
+    nb::dict d;
+    for (auto [name, offset, size] : fields)
+        d[name] = nb::make_tuple(offset, size);
+    d["__size__"] = sizeof(T);
+    return d;
+}
+#define FIELD(T, f) std::tuple<const char *, size_t, size_t>{#f, offsetof(T, f), sizeof(T::f)}
+
+}  // namespace
+
+NB_MODULE(_bpf, m) {
+    m.doc() = "The BPF half of scx_pyland: load, attach, and move tasks in batches.";
+    m.attr("__version__") = SCX_PYLAND_VERSION;
+    m.attr("RL_CPU_ANY") = static_cast<int>(RL_CPU_ANY);
+    m.attr("RL_PREEMPT") = static_cast<int>(RL_PREEMPT);
+
+    auto error = nb::exception<Error>(m, "Error", PyExc_RuntimeError);
+    nb::exception<SchedExtUnavailable>(m, "SchedExtUnavailable", error);
+    nb::exception<NotPrivileged>(m, "NotPrivileged", error);
+    nb::exception<SchedulerBusy>(m, "SchedulerBusy", error);
+    nb::exception<VerifierRejected>(m, "VerifierRejected", error);
+
+    nb::class_<QueuedTask>(m, "QueuedTask", "A task that needs a CPU, as the BPF side queued it.")
+        .def_ro("pid", &QueuedTask::pid, "Global pid.")
+        .def_ro("cpu", &QueuedTask::cpu, "CPU the task last ran on.")
+        .def_ro("nr_cpus_allowed", &QueuedTask::nr_cpus_allowed)
+        .def_ro("flags", &QueuedTask::flags, "SCX_ENQ_* flags of this enqueue.")
+        .def_ro("start_ts", &QueuedTask::start_ts, "When it last started running (ns).")
+        .def_ro("stop_ts", &QueuedTask::stop_ts, "When it last stopped running (ns).")
+        .def_ro("exec_runtime", &QueuedTask::exec_runtime, "CPU time since it last slept (ns).")
+        .def_ro("weight", &QueuedTask::weight, "Scheduling weight, 100 for nice 0.")
+        .def_ro("vtime", &QueuedTask::vtime, "The vtime it was last dispatched with; 0 for a new task.")
+        .def_ro("enq_cnt", &QueuedTask::enq_cnt, "Enqueue generation; copy it into the dispatch.")
+        .def_prop_ro("comm", [](const QueuedTask &t) { return comm_of(t); }, "Command name.")
+        .def("__repr__", [](const QueuedTask &t) {
+            return "QueuedTask(pid=" + std::to_string(t.pid) + ", comm='" + comm_of(t) +
+                   "', cpu=" + std::to_string(t.cpu) + ", weight=" + std::to_string(t.weight) + ")";
+        });
+
+    nb::class_<DispatchedTask>(m, "DispatchedTask", "Where and how to run a queued task.")
+        .def("__init__",
+             [](DispatchedTask *t, int32_t pid, int32_t cpu, uint64_t flags, uint64_t slice_ns, uint64_t vtime,
+                uint64_t enq_cnt) { new (t) DispatchedTask{pid, cpu, flags, slice_ns, vtime, enq_cnt}; },
+             "pid"_a, "cpu"_a = static_cast<int>(RL_CPU_ANY), "flags"_a = 0, "slice_ns"_a = 0, "vtime"_a = 0,
+             "enq_cnt"_a = 0)
+        .def_rw("pid", &DispatchedTask::pid)
+        .def_rw("cpu", &DispatchedTask::cpu, "Target CPU, or RL_CPU_ANY for the first free one.")
+        .def_rw("flags", &DispatchedTask::flags, "RL_* flags (RL_PREEMPT).")
+        .def_rw("slice_ns", &DispatchedTask::slice_ns, "Time slice; 0 for the default.")
+        .def_rw("vtime", &DispatchedTask::vtime, "Order within the target DSQ.")
+        .def_rw("enq_cnt", &DispatchedTask::enq_cnt, "The queued task's enq_cnt, unchanged.")
+        .def("__repr__", [](const DispatchedTask &t) {
+            return "DispatchedTask(pid=" + std::to_string(t.pid) + ", cpu=" + std::to_string(t.cpu) +
+                   ", slice_ns=" + std::to_string(t.slice_ns) + ", vtime=" + std::to_string(t.vtime) +
+                   ", enq_cnt=" + std::to_string(t.enq_cnt) + ")";
+        });
+
+    nb::class_<Counters>(m, "Counters", "The BPF side's counters at one moment.")
+        .def_ro("nr_queued", &Counters::nr_queued)
+        .def_ro("nr_scheduled", &Counters::nr_scheduled)
+        .def_ro("nr_running", &Counters::nr_running)
+        .def_ro("nr_online_cpus", &Counters::nr_online_cpus)
+        .def_ro("nr_user_dispatches", &Counters::nr_user_dispatches)
+        .def_ro("nr_kernel_dispatches", &Counters::nr_kernel_dispatches)
+        .def_ro("nr_cancel_dispatches", &Counters::nr_cancel_dispatches)
+        .def_ro("nr_bounce_dispatches", &Counters::nr_bounce_dispatches)
+        .def_ro("nr_failed_dispatches", &Counters::nr_failed_dispatches)
+        .def_ro("nr_sched_congested", &Counters::nr_sched_congested);
+
+    nb::class_<ExitInfo>(m, "ExitInfo", "What the kernel said when the scheduler left.")
+        .def_ro("kind", &ExitInfo::kind, "enum scx_exit_kind.")
+        .def_ro("exit_code", &ExitInfo::exit_code)
+        .def_ro("reason", &ExitInfo::reason)
+        .def_ro("msg", &ExitInfo::msg)
+        .def_ro("dump", &ExitInfo::dump);
+
+    nb::class_<PyScheduler>(m, "Scheduler",
+                            "The attached BPF scheduler. Creating it loads and attaches; close() "
+                            "(or leaving a with block, or garbage collection) detaches.")
+        .def("__init__",
+             [](PyScheduler *s, uint64_t slice_ns, uint32_t timeout_ms, uint32_t exit_dump_len, bool partial,
+                bool verbose, std::string name) {
+                 new (s) PyScheduler(Options{slice_ns, timeout_ms, exit_dump_len, partial, verbose, name});
+             },
+             nb::kw_only(), "slice_ns"_a = 20'000'000, "timeout_ms"_a = 5000, "exit_dump_len"_a = 0,
+             "partial"_a = false, "verbose"_a = false, "name"_a = "pyland")
+        .def("dequeue",
+             [](PyScheduler &s, size_t max) {
+                 s.queued.clear();
+                 s.sched.dequeue(s.queued, max);
+                 nb::list out;
+                 for (const QueuedTask &t : s.queued)
+                     out.append(nb::cast(t));
+                 return out;
+             },
+             "max"_a, "Up to max tasks that need a CPU, oldest first.")
+        .def("dispatch",
+             [](PyScheduler &s, const nb::list &tasks) { return s.sched.dispatch(gather(tasks, s.dispatched)); },
+             "tasks"_a, "Send decisions in order; returns how many went (fewer when the ring is full).")
+        .def("notify_complete", [](PyScheduler &s, uint64_t n) { s.sched.notify_complete(n); }, "nr_pending"_a,
+             nb::call_guard<nb::gil_scoped_release>(),
+             "End a cycle: tell the BPF side how many tasks the policy still holds, then yield.")
+        .def("exited", [](const PyScheduler &s) { return s.sched.exited(); },
+             "True once the kernel has unregistered the scheduler.")
+        .def("shutdown_and_report", [](PyScheduler &s) { return s.sched.shutdown_and_report(); },
+             nb::call_guard<nb::gil_scoped_release>(), "Detach if attached, and return the exit info.")
+        .def("counters", [](const PyScheduler &s) { return s.sched.counters(); })
+        .def_prop_ro("ops_name", [](const PyScheduler &s) { return s.sched.ops_name(); })
+        .def_prop_ro("attached", [](const PyScheduler &s) { return s.sched.attached(); })
+        .def("close", [](PyScheduler &s) { s.sched.close(); }, nb::call_guard<nb::gil_scoped_release>(),
+             "Detach and free everything.")
+        .def("__enter__", [](PyScheduler &s) -> PyScheduler & { return s; }, nb::rv_policy::reference)
+        .def("__exit__", [](PyScheduler &s, nb::args) { s.sched.close(); });
+
+    m.def("decode_queued",
+          [](const nb::bytes &data) { return decode_queued_records(bytes_of(data)); }, "data"_a,
+          "Decode back-to-back queued_task records (bytes in the intf.h layout), as the ring buffer "
+          "callback does.");
+    m.def("encode_dispatched",
+          [](const nb::list &tasks) {
+              std::vector<DispatchedTask> buf;
+              auto s = encode_dispatched_records(gather(tasks, buf));
+              return nb::bytes(s.data(), s.size());
+          },
+          "tasks"_a, "Encode tasks as the user ring buffer carries them.");
+    m.def("guard_memory", &guard_memory,
+          "Lock memory, disable THP and malloc trimming for this process; returns warnings.");
+    m.def("kernel_enum_value", &kernel_enum_value, "enum_name"_a, "value_name"_a,
+          "An enumerator's value in the running kernel's BTF, or None.");
+    m.def("bpf_object", []() { auto s = bpf_object_bytes(); return nb::bytes(s.data(), s.size()); },
+          "The BPF object file embedded in the extension.");
+    m.def("libbpf_version", []() {
+        return std::to_string(libbpf_major_version()) + "." + std::to_string(libbpf_minor_version());
+    });
+    m.def("layout", []() {
+        nb::dict d;
+        d["queued_task"] = layout_of<QueuedTask>({
+            FIELD(QueuedTask, pid), FIELD(QueuedTask, cpu), FIELD(QueuedTask, nr_cpus_allowed),
+            FIELD(QueuedTask, flags), FIELD(QueuedTask, start_ts), FIELD(QueuedTask, stop_ts),
+            FIELD(QueuedTask, exec_runtime), FIELD(QueuedTask, weight), FIELD(QueuedTask, vtime),
+            FIELD(QueuedTask, enq_cnt), FIELD(QueuedTask, comm)});
+        d["dispatched_task"] = layout_of<DispatchedTask>({
+            FIELD(DispatchedTask, pid), FIELD(DispatchedTask, cpu), FIELD(DispatchedTask, flags),
+            FIELD(DispatchedTask, slice_ns), FIELD(DispatchedTask, vtime), FIELD(DispatchedTask, enq_cnt)});
+        return d;
+    }, "Offsets and sizes of the record fields as this extension was compiled.");
+}

@@ -1,0 +1,384 @@
+// SPDX-License-Identifier: GPL-2.0-only
+#include "scheduler.hpp"
+
+#include <cerrno>
+#include <climits>
+#include <cstdarg>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include <malloc.h>
+#include <sched.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include <bpf/bpf.h>
+#include <bpf/btf.h>
+#include <bpf/libbpf.h>
+
+extern "C" {
+// The skeleton names these types only through pointers.
+struct sched_ext_ops;
+#include "pyland.skel.h"
+}
+
+namespace pyland {
+namespace {
+
+constexpr const char *kSchedExt = "/sys/kernel/sched_ext";
+
+// libbpf's messages: kept (the tail) for error reports, printed only with verbose.
+std::string libbpf_log;
+bool libbpf_verbose = false;
+
+int on_libbpf_print(enum libbpf_print_level, const char *fmt, va_list args) {
+    char line[2048];
+    va_list copy;
+    va_copy(copy, args);
+    vsnprintf(line, sizeof(line), fmt, copy);
+    va_end(copy);
+    libbpf_log += line;
+    constexpr size_t kKeep = 256 * 1024;
+    if (libbpf_log.size() > kKeep)
+        libbpf_log.erase(0, libbpf_log.size() - kKeep);
+    if (libbpf_verbose)
+        fputs(line, stderr);
+    return 0;
+}
+
+std::optional<std::string> read_text(const std::string &path) {
+    std::ifstream in(path);
+    if (!in)
+        return std::nullopt;
+    std::stringstream text;
+    text << in.rdbuf();
+    std::string s = text.str();
+    while (!s.empty() && (s.back() == '\n' || s.back() == ' '))
+        s.pop_back();
+    return s;
+}
+
+std::string kernel_release() {
+    struct utsname u {};
+    uname(&u);
+    return u.release;
+}
+
+// The verifier's log of the last failed load, its last `lines` lines.
+std::string verifier_log_tail(size_t lines) {
+    auto begin = libbpf_log.rfind("-- BEGIN PROG LOAD LOG --");
+    std::string log = begin == std::string::npos ? libbpf_log : libbpf_log.substr(begin);
+    size_t pos = log.size();
+    for (size_t n = 0; n <= lines && pos > 0; n++) {
+        pos = log.rfind('\n', pos - 1);
+        if (pos == std::string::npos) {
+            pos = 0;
+            break;
+        }
+    }
+    return log.substr(pos);
+}
+
+std::string errno_text(int err) { return std::string(strerror(err < 0 ? -err : err)); }
+
+// Refuse early, in words, where the kernel or the system is not ready for us.
+void check_environment() {
+    if (access(kSchedExt, F_OK) != 0)
+        throw SchedExtUnavailable("this kernel (" + kernel_release() +
+                                  ") has no sched_ext: /sys/kernel/sched_ext is missing; it needs "
+                                  "CONFIG_SCHED_CLASS_EXT=y (Linux 6.12 or later)");
+    if (access("/sys/kernel/btf/vmlinux", R_OK) != 0)
+        throw SchedExtUnavailable("this kernel (" + kernel_release() +
+                                  ") exposes no BTF (/sys/kernel/btf/vmlinux); it needs "
+                                  "CONFIG_DEBUG_INFO_BTF=y");
+    auto state = read_text(std::string(kSchedExt) + "/state").value_or("unknown");
+    if (state != "disabled") {
+        auto ops = read_text(std::string(kSchedExt) + "/root/ops").value_or("unknown");
+        throw SchedulerBusy("another sched_ext scheduler is attached (" + ops + ", state " + state +
+                            "); stop it first");
+    }
+}
+
+// A member of struct sched_ext_ops in the object's own BTF: libbpf translates the
+// object's layout to the running kernel's by member name at load time.
+void *ops_member(bpf_map *ops_map, const bpf_object *obj, const char *member, size_t size) {
+    size_t data_size = 0;
+    auto *data = static_cast<char *>(bpf_map__initial_value(ops_map, &data_size));
+    const struct btf *btf = bpf_object__btf(obj);
+    int id = btf__find_by_name_kind(btf, "sched_ext_ops", BTF_KIND_STRUCT);
+    if (!data || id < 0)
+        throw Error("the BPF object has no struct sched_ext_ops");
+    const struct btf_type *t = btf__type_by_id(btf, id);
+    const struct btf_member *m = btf_members(t);
+    for (int i = 0; i < btf_vlen(t); i++, m++) {
+        if (strcmp(btf__name_by_offset(btf, m->name_off), member) != 0)
+            continue;
+        size_t offset = btf_member_bit_offset(t, i) / 8;
+        if (static_cast<size_t>(btf__resolve_size(btf, m->type)) != size || offset + size > data_size)
+            throw Error(std::string("sched_ext_ops.") + member + " has an unexpected size");
+        return data + offset;
+    }
+    throw Error(std::string("sched_ext_ops has no member ") + member);
+}
+
+template <typename T>
+void set_ops_member(bpf_map *ops_map, const bpf_object *obj, const char *member, T value) {
+    std::memcpy(ops_member(ops_map, obj, member, sizeof(T)), &value, sizeof(T));
+}
+
+uint64_t ops_flag(const char *name) {
+    auto value = kernel_enum_value("scx_ops_flags", name);
+    return value.value_or(0);
+}
+
+}  // namespace
+
+void Scheduler::SkelDeleter::operator()(pyland_bpf *skel) const { pyland_bpf__destroy(skel); }
+void Scheduler::RingDeleter::operator()(ring_buffer *rb) const { ring_buffer__free(rb); }
+void Scheduler::UserRingDeleter::operator()(user_ring_buffer *rb) const { user_ring_buffer__free(rb); }
+
+Scheduler::Scheduler(const Options &options) {
+    libbpf_verbose = options.verbose;
+    libbpf_set_print(on_libbpf_print);
+    check_environment();
+    load(options);
+    register_worker();
+    attach();
+
+    queued_.reset(ring_buffer__new(bpf_map__fd(skel_->maps.queued), [](void *ctx, void *data, size_t size) {
+        auto *self = static_cast<Scheduler *>(ctx);
+        QueuedTask &task = self->consume_out_->emplace_back();
+        if (!decode_queued({static_cast<const std::byte *>(data), size}, task)) {
+            self->consume_out_->pop_back();
+            return -EINVAL;
+        }
+        return 0;
+    }, this, nullptr));
+    if (!queued_)
+        throw Error("cannot map the ring buffer of queued tasks: " + errno_text(errno));
+    dispatched_.reset(user_ring_buffer__new(bpf_map__fd(skel_->maps.dispatched), nullptr));
+    if (!dispatched_)
+        throw Error("cannot map the user ring buffer of dispatched tasks: " + errno_text(errno));
+}
+
+Scheduler::~Scheduler() { close(); }
+
+void Scheduler::load(const Options &options) {
+    skel_.reset(pyland_bpf__open());
+    if (!skel_)
+        throw Error("cannot open the BPF object: " + errno_text(errno));
+    bpf_map *ops = skel_->maps.pyland_ops;
+    const bpf_object *obj = skel_->obj;
+
+    skel_->rodata->slice_ns = options.slice_ns;
+
+    // The kernel accepts only [A-Za-z0-9_.] in the name; the version tells which
+    // scx_pyland is attached (root/ops).
+    ops_name_ = options.name + "_" SCX_PYLAND_VERSION;
+    auto *name = static_cast<char *>(ops_member(ops, obj, "name", 128));
+    std::memset(name, 0, 128);
+    std::memcpy(name, ops_name_.data(), std::min<size_t>(ops_name_.size(), 127));
+
+    // ENQ_LAST: without it the kernel keeps running the last runnable task and the
+    // worker's sched_yield() returns at once, so it would spin.
+    uint64_t flags = ops_flag("SCX_OPS_ENQ_LAST") | ops_flag("SCX_OPS_ALLOW_QUEUED_WAKEUP");
+    if (options.partial) {
+        uint64_t partial = ops_flag("SCX_OPS_SWITCH_PARTIAL");
+        if (!partial)
+            throw SchedExtUnavailable("this kernel has no SCX_OPS_SWITCH_PARTIAL (--partial)");
+        flags |= partial;
+    }
+    set_ops_member<uint64_t>(ops, obj, "flags", flags);
+    set_ops_member<uint32_t>(ops, obj, "timeout_ms", options.timeout_ms);
+    set_ops_member<uint32_t>(ops, obj, "exit_dump_len", options.exit_dump_len);
+    // The kernel checks it at attach: a CPU hotplug since we read it makes the
+    // attach fail with a restart request instead of racing.
+    auto seq = read_text(std::string(kSchedExt) + "/hotplug_seq");
+    if (seq)
+        set_ops_member<uint64_t>(ops, obj, "hotplug_seq", std::stoull(*seq));
+
+    libbpf_log.clear();
+    int err = pyland_bpf__load(skel_.get());
+    if (err == -EPERM || err == -EACCES) {
+        if (libbpf_log.find("BEGIN PROG LOAD LOG") != std::string::npos)
+            throw VerifierRejected("the kernel's verifier rejected the BPF scheduler:\n" + verifier_log_tail(25));
+        throw NotPrivileged("the kernel refused to load BPF (" + errno_text(err) +
+                            "): scx_pyland needs root with CAP_SYS_ADMIN, CAP_BPF and CAP_PERFMON "
+                            "(in a container: --privileged)");
+    }
+    if (err) {
+        if (libbpf_log.find("BEGIN PROG LOAD LOG") != std::string::npos)
+            throw VerifierRejected("the kernel's verifier rejected the BPF scheduler:\n" + verifier_log_tail(25));
+        throw Error("cannot load the BPF scheduler (" + errno_text(err) + "):\n" + verifier_log_tail(10));
+    }
+    skel_->bss->nr_online_cpus = static_cast<uint64_t>(sysconf(_SC_NPROCESSORS_ONLN));
+}
+
+void Scheduler::register_worker() {
+    LIBBPF_OPTS(bpf_test_run_opts, opts);
+    int err = bpf_prog_test_run_opts(bpf_program__fd(skel_->progs.register_worker), &opts);
+    if (err || opts.retval != 0)
+        throw Error("cannot register the worker with the BPF side: " + errno_text(err ? errno : opts.retval));
+}
+
+void Scheduler::attach() {
+    link_ = bpf_map__attach_struct_ops(skel_->maps.pyland_ops);
+    if (link_)
+        return;
+    int err = errno;
+    if (skel_->bss->exit_info.kind != 0)
+        throw Error(std::string("the kernel refused the scheduler at start: ") + skel_->bss->exit_info.reason +
+                    ": " + skel_->bss->exit_info.msg);
+    if (err == EBUSY || err == EEXIST) {
+        auto ops = read_text(std::string(kSchedExt) + "/root/ops").value_or("unknown");
+        throw SchedulerBusy("another sched_ext scheduler is attached (" + ops + "); stop it first");
+    }
+    if (err == EPERM || err == EACCES)
+        throw NotPrivileged("the kernel refused to attach the scheduler (" + errno_text(err) +
+                            "): it needs root with CAP_SYS_ADMIN");
+    throw Error("cannot attach the scheduler: " + errno_text(err));
+}
+
+size_t Scheduler::dequeue(std::vector<QueuedTask> &out, size_t max) {
+    if (!queued_ || max == 0)
+        return 0;
+    size_t before = out.size();
+    consume_out_ = &out;
+    int n = ring_buffer__consume_n(queued_.get(), max);
+    consume_out_ = nullptr;
+    if (n < 0 && n != -EINTR)
+        throw Error("reading the ring buffer of queued tasks failed: " + errno_text(n));
+    size_t got = out.size() - before;
+    if (got)
+        __atomic_fetch_sub(&skel_->bss->nr_queued, got, __ATOMIC_RELAXED);
+    return got;
+}
+
+size_t Scheduler::dispatch(std::span<const DispatchedTask> tasks) {
+    if (!dispatched_)
+        return 0;
+    size_t sent = 0;
+    for (const DispatchedTask &task : tasks) {
+        void *slot = user_ring_buffer__reserve(dispatched_.get(), sizeof(task));
+        if (!slot) {
+            if (errno == ENOSPC)
+                break;  // full: the policy keeps the rest for the next cycle
+            throw Error("reserving in the user ring buffer failed: " + errno_text(errno));
+        }
+        std::memcpy(slot, &task, sizeof(task));
+        user_ring_buffer__submit(dispatched_.get(), slot);
+        sent++;
+    }
+    return sent;
+}
+
+void Scheduler::notify_complete(uint64_t nr_pending) {
+    if (skel_)
+        __atomic_store_n(&skel_->bss->nr_scheduled, nr_pending, __ATOMIC_RELAXED);
+    sched_yield();
+}
+
+bool Scheduler::exited() const {
+    return !skel_ || __atomic_load_n(&skel_->bss->exit_info.kind, __ATOMIC_ACQUIRE) != 0;
+}
+
+ExitInfo Scheduler::shutdown_and_report() {
+    ExitInfo info;
+    if (!skel_)
+        return info;
+    // Destroying the link unregisters the scheduler; the kernel runs ops.exit
+    // before the call returns, so the exit info is complete afterwards.
+    if (link_) {
+        bpf_link__destroy(link_);
+        link_ = nullptr;
+    }
+    const auto &ei = skel_->bss->exit_info;
+    info.kind = __atomic_load_n(&ei.kind, __ATOMIC_ACQUIRE);
+    info.exit_code = ei.exit_code;
+    info.reason.assign(ei.reason, strnlen(ei.reason, sizeof(ei.reason)));
+    info.msg.assign(ei.msg, strnlen(ei.msg, sizeof(ei.msg)));
+    info.dump.assign(skel_->bss->exit_dump, strnlen(skel_->bss->exit_dump, sizeof(skel_->bss->exit_dump)));
+    return info;
+}
+
+Counters Scheduler::counters() const {
+    if (!skel_)
+        return {};
+    const auto *bss = skel_->bss;
+    auto load = [](const uint64_t &v) { return __atomic_load_n(&v, __ATOMIC_RELAXED); };
+    return Counters{
+        load(bss->nr_queued), load(bss->nr_scheduled), load(bss->nr_running), load(bss->nr_online_cpus),
+        load(bss->nr_user_dispatches), load(bss->nr_kernel_dispatches), load(bss->nr_cancel_dispatches),
+        load(bss->nr_bounce_dispatches), load(bss->nr_failed_dispatches), load(bss->nr_sched_congested),
+    };
+}
+
+std::string Scheduler::ops_name() const { return ops_name_; }
+
+void Scheduler::close() {
+    if (link_) {
+        bpf_link__destroy(link_);
+        link_ = nullptr;
+    }
+    dispatched_.reset();
+    queued_.reset();
+    skel_.reset();
+}
+
+std::vector<std::string> guard_memory() {
+    std::vector<std::string> warnings;
+    // Only matters without CAP_IPC_LOCK (a least-privilege container).
+    struct rlimit unlimited = {RLIM_INFINITY, RLIM_INFINITY};
+    if (setrlimit(RLIMIT_MEMLOCK, &unlimited) != 0)
+        warnings.push_back("cannot raise RLIMIT_MEMLOCK: " + errno_text(errno));
+    if (mlockall(MCL_CURRENT | MCL_FUTURE) != 0)
+        warnings.push_back("mlockall failed, page faults may stall the system: " + errno_text(errno));
+    // khugepaged collapsing our pages takes our mmap lock while we may be the
+    // only one who could schedule it.
+    if (prctl(PR_SET_THP_DISABLE, 1, 0, 0, 0) != 0)
+        warnings.push_back("cannot disable transparent huge pages: " + errno_text(errno));
+    // Never give memory back or mmap new chunks: both take the mmap lock.
+    mallopt(M_TRIM_THRESHOLD, -1);
+    mallopt(M_MMAP_MAX, 0);
+    mallopt(M_ARENA_MAX, 1);
+    return warnings;
+}
+
+std::optional<uint64_t> kernel_enum_value(const std::string &enum_name, const std::string &value_name) {
+    struct btf *btf = btf__load_vmlinux_btf();
+    if (!btf)
+        return std::nullopt;
+    std::optional<uint64_t> result;
+    for (int kind : {int(BTF_KIND_ENUM), int(BTF_KIND_ENUM64)}) {
+        int id = btf__find_by_name_kind(btf, enum_name.c_str(), kind);
+        if (id < 0)
+            continue;
+        const struct btf_type *t = btf__type_by_id(btf, id);
+        for (int i = 0; i < btf_vlen(t) && !result; i++) {
+            if (btf_is_enum(t)) {
+                const struct btf_enum *e = btf_enum(t) + i;
+                if (value_name == btf__name_by_offset(btf, e->name_off))
+                    result = static_cast<uint32_t>(e->val);
+            } else {
+                const struct btf_enum64 *e = btf_enum64(t) + i;
+                if (value_name == btf__name_by_offset(btf, e->name_off))
+                    result = btf_enum64_value(e);
+            }
+        }
+    }
+    btf__free(btf);
+    return result;
+}
+
+std::string bpf_object_bytes() {
+    size_t size = 0;
+    const void *data = pyland_bpf__elf_bytes(&size);
+    return std::string(static_cast<const char *>(data), size);
+}
+
+}  // namespace pyland

@@ -1,0 +1,122 @@
+// SPDX-License-Identifier: GPL-2.0-only
+//
+// Scheduler: the whole lifecycle of the BPF half of scx_pyland, in one object.
+//
+//   Scheduler sched(options);          // open, settings, load, register worker, attach
+//   sched.dequeue(batch, max);         // tasks that need a CPU (ring buffer `queued`)
+//   sched.dispatch(tasks);             // decisions back (user ring buffer `dispatched`)
+//   sched.notify_complete(nr_pending); // every cycle: say what is left, then yield
+//   sched.exited(); sched.shutdown_and_report();   // the kernel's verdict
+//
+// Destroying the object detaches the scheduler, so a Python exception can never
+// leave it attached.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "records.hpp"
+
+struct pyland_bpf;
+struct ring_buffer;
+struct user_ring_buffer;
+struct bpf_link;
+
+namespace pyland {
+
+// Why the scheduler could not start; each maps to a Python exception class.
+struct Error : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
+struct SchedExtUnavailable : Error {  // the kernel has no sched_ext
+    using Error::Error;
+};
+struct NotPrivileged : Error {  // bpf() or attach refused for lack of privilege
+    using Error::Error;
+};
+struct SchedulerBusy : Error {  // another sched_ext scheduler is attached
+    using Error::Error;
+};
+struct VerifierRejected : Error {  // the kernel refused the BPF program
+    using Error::Error;
+};
+
+struct Options {
+    uint64_t slice_ns = 20'000'000;   // default time slice
+    uint32_t timeout_ms = 5000;       // sched_ext watchdog (the kernel caps it at 30 s)
+    uint32_t exit_dump_len = 0;       // 0: the kernel's default
+    bool partial = false;             // SCX_OPS_SWITCH_PARTIAL
+    bool verbose = false;             // libbpf debug output to stderr
+    std::string name = "pyland";      // ops name, before the version suffix
+};
+
+struct Counters {
+    uint64_t nr_queued, nr_scheduled, nr_running, nr_online_cpus;
+    uint64_t nr_user_dispatches, nr_kernel_dispatches, nr_cancel_dispatches;
+    uint64_t nr_bounce_dispatches, nr_failed_dispatches, nr_sched_congested;
+};
+
+struct ExitInfo {
+    int32_t kind = 0;
+    int64_t exit_code = 0;
+    std::string reason, msg, dump;
+};
+
+class Scheduler {
+public:
+    explicit Scheduler(const Options &options);
+    ~Scheduler();
+    Scheduler(const Scheduler &) = delete;
+    Scheduler &operator=(const Scheduler &) = delete;
+
+    // Append up to `max` queued tasks to `out`; returns how many were appended.
+    size_t dequeue(std::vector<QueuedTask> &out, size_t max);
+    // Submit tasks in order until the user ring is full; returns how many went.
+    size_t dispatch(std::span<const DispatchedTask> tasks);
+    // Tell the BPF side how many tasks the policy still holds, then yield the CPU.
+    // Every cycle must end here: it is what lets the BPF side stop running the
+    // worker when it has nothing to do.
+    void notify_complete(uint64_t nr_pending);
+
+    bool exited() const;
+    // Detach (if still attached) and return what the kernel said at exit.
+    ExitInfo shutdown_and_report();
+    Counters counters() const;
+    std::string ops_name() const;
+    bool attached() const { return link_ != nullptr; }
+    void close();
+
+private:
+    struct SkelDeleter { void operator()(pyland_bpf *) const; };
+    struct RingDeleter { void operator()(ring_buffer *) const; };
+    struct UserRingDeleter { void operator()(user_ring_buffer *) const; };
+
+    void load(const Options &options);
+    void register_worker();
+    void attach();
+
+    std::unique_ptr<pyland_bpf, SkelDeleter> skel_;
+    std::unique_ptr<ring_buffer, RingDeleter> queued_;
+    std::unique_ptr<user_ring_buffer, UserRingDeleter> dispatched_;
+    bpf_link *link_ = nullptr;
+    std::string ops_name_;
+    std::vector<QueuedTask> *consume_out_ = nullptr;  // target of the ring callback
+};
+
+// Lock the worker's memory and keep the kernel off its mmap lock: mlockall (after
+// raising RLIMIT_MEMLOCK), transparent huge pages off, no malloc trimming or mmap.
+// Returns warnings for what could not be done.
+std::vector<std::string> guard_memory();
+
+// The value of an enumerator in the running kernel's BTF, if it has it.
+std::optional<uint64_t> kernel_enum_value(const std::string &enum_name, const std::string &value_name);
+
+// The BPF object embedded in the skeleton (for inspecting its BTF).
+std::string bpf_object_bytes();
+
+}  // namespace pyland

@@ -1,0 +1,3 @@
+from scx_pyland.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,110 @@
+"""The scx_pyland command line."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from scx_pyland import __version__
+from scx_pyland.exits import WorkerStatus
+
+DESCRIPTION = """\
+A Linux CPU scheduler whose policy is written in Python. It attaches a small
+sched_ext BPF program that sends every task needing a CPU to this process, where a
+Python policy decides order, time slice and CPU. It runs until SIGINT or SIGTERM,
+then detaches and prints a one-line exit report. If it stalls, the kernel's
+watchdog detaches it and every task returns to the default scheduler.
+
+Needs a kernel with sched_ext (CONFIG_SCHED_CLASS_EXT=y) and root (CAP_SYS_ADMIN,
+CAP_BPF, CAP_PERFMON)."""
+
+EPILOG = """\
+exit status: 0 stopped on request; 2 bad arguments; 69 cannot start (no sched_ext,
+not privileged, another scheduler attached, verifier rejection); 70 the policy
+raised an exception; 75 the kernel unregistered the scheduler (stall, error, sysrq-S)."""
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be greater than 0: {text}")
+    return value
+
+
+def timeout_ms(text: str) -> int:
+    value = positive_int(text)
+    if value > 30_000:
+        raise argparse.ArgumentTypeError(f"the kernel caps the watchdog at 30000 ms: {text}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must not be negative: {text}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from scx_pyland.policies import BUILTIN
+
+    parser = argparse.ArgumentParser(
+        prog="scx_pyland", description=DESCRIPTION, epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--policy", choices=sorted(BUILTIN), default="fifo",
+                        help="the scheduling policy (default: %(default)s)")
+    parser.add_argument("-s", "--slice-us", type=positive_int, default=20_000, metavar="US",
+                        help="maximum time slice in microseconds (default: %(default)s)")
+    parser.add_argument("-S", "--slice-us-min", type=positive_int, default=1_000, metavar="US",
+                        help="minimum time slice in microseconds (default: %(default)s)")
+    parser.add_argument("-p", "--partial", action="store_true",
+                        help="schedule only tasks whose policy is SCHED_EXT; leave the rest "
+                             "to the default scheduler")
+    parser.add_argument("--timeout-ms", type=timeout_ms, default=5000, metavar="MS",
+                        help="the sched_ext watchdog: a task left waiting this long makes the "
+                             "kernel detach the scheduler (default: %(default)s, at most 30000)")
+    parser.add_argument("--exit-dump-len", type=non_negative_int, default=0, metavar="BYTES",
+                        help="size of the kernel's debug dump on an error exit "
+                             "(default: 0, the kernel's default)")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="print libbpf's debug output and the exit dump")
+    parser.add_argument("-V", "--version", action="version", version=f"scx_pyland {__version__}")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.slice_us_min > args.slice_us:
+        parser.error(f"--slice-us-min ({args.slice_us_min}) is larger than --slice-us ({args.slice_us})")
+
+    # All Python memory through glibc malloc, which the worker tells never to trim
+    # or mmap (pymalloc's arenas come and go with mmap/munmap, which take the mmap
+    # lock). It must be set before the interpreter starts: re-execute once.
+    if os.environ.get("PYTHONMALLOC") != "malloc":
+        env = dict(os.environ, PYTHONMALLOC="malloc")
+        argv = sys.argv[1:] if argv is None else argv
+        os.execve(sys.executable, [sys.executable, "-m", "scx_pyland", *argv], env)
+
+    from scx_pyland.policies import BUILTIN
+    from scx_pyland.policy import PolicyConfig
+    from scx_pyland.worker import Worker, WorkerOptions
+
+    config = PolicyConfig(slice_ns=args.slice_us * 1000, slice_min_ns=args.slice_us_min * 1000,
+                          nr_cpus=os.sysconf("SC_NPROCESSORS_ONLN"))
+    try:
+        policy = BUILTIN[args.policy](config)
+    except Exception as err:  # a policy that cannot even be built
+        print(f"scx_pyland: error: the {args.policy} policy failed to start: {err}", file=sys.stderr)
+        return WorkerStatus.POLICY_FAILED
+    options = WorkerOptions(slice_ns=args.slice_us * 1000, timeout_ms=args.timeout_ms,
+                            exit_dump_len=args.exit_dump_len, partial=args.partial,
+                            verbose=args.verbose)
+    return Worker(policy, options).run()

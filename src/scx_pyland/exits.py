@@ -1,0 +1,46 @@
+"""How a scheduler run ends: the kernel's exit kinds and the worker's exit statuses."""
+
+from __future__ import annotations
+
+import enum
+
+
+class ExitKind(enum.IntEnum):
+    """The kernel's ``enum scx_exit_kind``; newer kernels add values, see :func:`describe`."""
+
+    NONE = 0
+    DONE = 1
+    UNREG = 0x40
+    UNREG_BPF = 0x41
+    UNREG_KERN = 0x42
+    SYSRQ = 0x43
+    ERROR = 0x400
+    ERROR_BPF = 0x401
+    ERROR_STALL = 0x402
+
+
+# exit_code bit 48: the kernel asks the scheduler to restart (e.g. after CPU hotplug).
+ECODE_ACT_RESTART = 1 << 48
+
+
+def kind_name(kind: int) -> str:
+    """A name for any exit kind, known or not (classified by range)."""
+    try:
+        return ExitKind(kind).name
+    except ValueError:
+        return f"ERROR_0x{kind:x}" if kind >= ExitKind.ERROR else f"UNREG_0x{kind:x}"
+
+
+def is_error(kind: int) -> bool:
+    """Kinds from 0x400 up are errors; below are unregistrations."""
+    return kind >= ExitKind.ERROR
+
+
+class WorkerStatus(enum.IntEnum):
+    """The worker's process exit status, which the supervisor acts on."""
+
+    STOPPED = 0        # stop requested (SIGINT/SIGTERM): do not restart
+    USAGE = 2          # bad command line
+    CANNOT_START = 69  # no sched_ext, no privilege, busy, verifier: retrying will not help
+    POLICY_FAILED = 70  # the policy raised an exception
+    KERNEL_EXIT = 75   # the kernel unregistered the scheduler (UEI exit): restartable

@@ -1,0 +1,175 @@
+"""The worker: one process, one thread, that runs a policy against the attached BPF side.
+
+It schedules every other task on the machine, so it must never wait on one: no
+threads, no lazy imports, no file I/O and no garbage collection while attached
+(DESIGN.md, known traps). The loop, once attached:
+
+    queued tasks (a batch)  ->  policy.schedule()  ->  dispatch (a batch)  ->  notify_complete
+
+and when it ends, for whatever reason, the scheduler is detached before anything
+is printed.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import signal
+import sys
+import time
+import traceback
+from dataclasses import dataclass
+
+from scx_pyland import _bpf
+from scx_pyland.exits import WorkerStatus, is_error, kind_name
+from scx_pyland.policy import Policy
+
+# Records taken from the ring per cycle: enough for a burst of wake-ups, small
+# enough that one cycle stays short.
+BATCH = 512
+# How long a stopping worker waits for the BPF side to take the decisions it sent.
+DRAIN_TIMEOUT_S = 1.0
+
+
+@dataclass(slots=True)
+class WorkerOptions:
+    slice_ns: int = 20_000_000
+    timeout_ms: int = 5000
+    exit_dump_len: int = 0
+    partial: bool = False
+    verbose: bool = False
+
+
+class Worker:
+    """Attach, run the policy until told to stop or the kernel ends it, detach."""
+
+    def __init__(self, policy: Policy, options: WorkerOptions) -> None:
+        self.policy = policy
+        self.options = options
+        self.stop_requested = False
+        self.nr_dispatched = 0          # decisions the policy made that reached the ring
+        self.backlog: list[_bpf.DispatchedTask] = []   # decisions the ring had no room for
+        self.started = 0.0
+
+    def request_stop(self, signum: int = 0, frame: object = None) -> None:
+        self.stop_requested = True
+
+    def run(self) -> int:
+        """Run to the end; returns a :class:`WorkerStatus`."""
+        signal.signal(signal.SIGINT, self.request_stop)
+        signal.signal(signal.SIGTERM, self.request_stop)
+        for warning in _bpf.guard_memory():
+            log(f"warning: {warning}")
+        set_compact_unevictable()
+        try:
+            sched = _bpf.Scheduler(
+                slice_ns=self.options.slice_ns,
+                timeout_ms=self.options.timeout_ms,
+                exit_dump_len=self.options.exit_dump_len,
+                partial=self.options.partial,
+                verbose=self.options.verbose,
+            )
+        except _bpf.Error as err:
+            log(f"error: {err}")
+            return WorkerStatus.CANNOT_START
+
+        with sched:
+            log(f"attached as {sched.ops_name} ({self.policy.name} policy, "
+                f"{self.policy.config.nr_cpus} CPUs, slice {self.options.slice_ns // 1000} us)")
+            self.started = time.monotonic()
+            # Everything allocated so far lives as long as the worker: keep the
+            # cyclic collector off it, and off the hot path altogether.
+            gc.collect()
+            gc.freeze()
+            gc.disable()
+            try:
+                self.loop(sched)
+            except Exception:
+                sched.close()
+                gc.enable()
+                log(f"error: the {self.policy.name} policy raised an exception; "
+                    f"the scheduler is detached\n{traceback.format_exc()}")
+                return WorkerStatus.POLICY_FAILED
+            if self.stop_requested:
+                self.drain(sched)
+            counters = sched.counters()
+            info = sched.shutdown_and_report()
+        gc.enable()
+        self.policy.on_exit()
+        log(self.exit_report(info, counters))
+        if info.dump and (is_error(info.kind) or self.options.verbose):
+            log(info.dump)
+        return WorkerStatus.STOPPED if self.stop_requested and not is_error(info.kind) \
+            else WorkerStatus.KERNEL_EXIT
+
+    def loop(self, sched: _bpf.Scheduler) -> None:
+        """The hot path. Everything it touches is bound to locals first."""
+        policy = self.policy
+        schedule = policy.schedule
+        dequeue = sched.dequeue
+        dispatch = sched.dispatch
+        notify_complete = sched.notify_complete
+        exited = sched.exited
+        backlog = self.backlog
+        nr_dispatched = 0
+        try:
+            while not self.stop_requested and not exited():
+                decisions = schedule(dequeue(BATCH))
+                if backlog:
+                    decisions = backlog + decisions
+                    backlog.clear()
+                if decisions:
+                    sent = dispatch(decisions)
+                    nr_dispatched += sent
+                    if sent < len(decisions):
+                        backlog.extend(decisions[sent:])
+                notify_complete(policy.nr_pending + len(backlog))
+        finally:
+            self.nr_dispatched += nr_dispatched
+
+    def drain(self, sched: _bpf.Scheduler) -> None:
+        """Before detaching on a stop: let the BPF side take what was sent."""
+        deadline = time.monotonic() + DRAIN_TIMEOUT_S
+        while time.monotonic() < deadline and not sched.exited():
+            c = sched.counters()
+            if received(c) >= self.nr_dispatched:
+                return
+            sched.notify_complete(0)
+
+    def exit_report(self, info: _bpf.ExitInfo, c: _bpf.Counters) -> str:
+        """One line: how it ended and who made the dispatch decisions."""
+        seconds = time.monotonic() - self.started
+        reason = info.reason or "no reason given"
+        if info.msg:
+            reason += f" ({info.msg})"
+        total = c.nr_user_dispatches + c.nr_kernel_dispatches + c.nr_sched_congested
+        def share(n: int) -> str:
+            return f"{n} ({100.0 * n / total:.1f}%)" if total else f"{n}"
+        return (f"exit: {reason}; kind {kind_name(info.kind)} 0x{info.kind:x}, code {info.exit_code}; "
+                f"ran {seconds:.1f} s; policy {self.policy.name} dispatched {self.nr_dispatched}; "
+                f"dispatches: user {share(c.nr_user_dispatches)}, kernel {share(c.nr_kernel_dispatches)}, "
+                f"congested {share(c.nr_sched_congested)}; cancelled {c.nr_cancel_dispatches}, "
+                f"bounced {c.nr_bounce_dispatches}, failed {c.nr_failed_dispatches}")
+
+
+def received(c: _bpf.Counters) -> int:
+    """Decisions the BPF side has taken off the user ring, whatever became of them."""
+    return c.nr_user_dispatches + c.nr_cancel_dispatches + c.nr_failed_dispatches
+
+
+def set_compact_unevictable() -> None:
+    """Keep compaction off locked pages, so it never takes the worker's mmap lock."""
+    path = "/proc/sys/vm/compact_unevictable_allowed"
+    try:
+        with open(path, "w") as f:
+            f.write("0")
+    except OSError as err:
+        log(f"warning: cannot set {path} to 0: {err.strerror}")
+
+
+def log(message: str) -> None:
+    """Messages outside the hot path only, to stderr."""
+    print(f"scx_pyland: {message}", file=sys.stderr, flush=True)
+
+
+
