@@ -57,6 +57,14 @@ bool worker_running;
 struct exit_info exit_info;
 char exit_dump[EXIT_DUMP_MAX];
 
+/*
+ * Never used: ring buffer records have no map type of their own, so these keep
+ * the record types in the object's BTF, where the tests check that user space
+ * agrees with their layout.
+ */
+struct queued_task queued_task_layout;
+struct dispatched_task dispatched_task_layout;
+
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, 4096 * 1024);

@@ -165,6 +165,8 @@ NB_MODULE(_bpf, m) {
               return nb::bytes(s.data(), s.size());
           },
           "tasks"_a, "Encode tasks as the user ring buffer carries them.");
+    m.def("check_environment", &check_environment,
+          "Raise SchedExtUnavailable or SchedulerBusy if this system cannot take a scheduler now.");
     m.def("guard_memory", &guard_memory,
           "Lock memory, disable THP and malloc trimming for this process; returns warnings.");
     m.def("kernel_enum_value", &kernel_enum_value, "enum_name"_a, "value_name"_a,

@@ -86,24 +86,6 @@ std::string verifier_log_tail(size_t lines) {
 
 std::string errno_text(int err) { return std::string(strerror(err < 0 ? -err : err)); }
 
-// Refuse early, in words, where the kernel or the system is not ready for us.
-void check_environment() {
-    if (access(kSchedExt, F_OK) != 0)
-        throw SchedExtUnavailable("this kernel (" + kernel_release() +
-                                  ") has no sched_ext: /sys/kernel/sched_ext is missing; it needs "
-                                  "CONFIG_SCHED_CLASS_EXT=y (Linux 6.12 or later)");
-    if (access("/sys/kernel/btf/vmlinux", R_OK) != 0)
-        throw SchedExtUnavailable("this kernel (" + kernel_release() +
-                                  ") exposes no BTF (/sys/kernel/btf/vmlinux); it needs "
-                                  "CONFIG_DEBUG_INFO_BTF=y");
-    auto state = read_text(std::string(kSchedExt) + "/state").value_or("unknown");
-    if (state != "disabled") {
-        auto ops = read_text(std::string(kSchedExt) + "/root/ops").value_or("unknown");
-        throw SchedulerBusy("another sched_ext scheduler is attached (" + ops + ", state " + state +
-                            "); stop it first");
-    }
-}
-
 // A member of struct sched_ext_ops in the object's own BTF: libbpf translates the
 // object's layout to the running kernel's by member name at load time.
 void *ops_member(bpf_map *ops_map, const bpf_object *obj, const char *member, size_t size) {
@@ -137,6 +119,23 @@ uint64_t ops_flag(const char *name) {
 }
 
 }  // namespace
+
+void check_environment() {
+    if (access(kSchedExt, F_OK) != 0)
+        throw SchedExtUnavailable("this kernel (" + kernel_release() +
+                                  ") has no sched_ext: /sys/kernel/sched_ext is missing; it needs "
+                                  "CONFIG_SCHED_CLASS_EXT=y (Linux 6.12 or later)");
+    if (access("/sys/kernel/btf/vmlinux", R_OK) != 0)
+        throw SchedExtUnavailable("this kernel (" + kernel_release() +
+                                  ") exposes no BTF (/sys/kernel/btf/vmlinux); it needs "
+                                  "CONFIG_DEBUG_INFO_BTF=y");
+    auto state = read_text(std::string(kSchedExt) + "/state").value_or("unknown");
+    if (state != "disabled") {
+        auto ops = read_text(std::string(kSchedExt) + "/root/ops").value_or("unknown");
+        throw SchedulerBusy("another sched_ext scheduler is attached (" + ops + ", state " + state +
+                            "); stop it first");
+    }
+}
 
 void Scheduler::SkelDeleter::operator()(pyland_bpf *skel) const { pyland_bpf__destroy(skel); }
 void Scheduler::RingDeleter::operator()(ring_buffer *rb) const { ring_buffer__free(rb); }

@@ -113,6 +113,9 @@ private:
 // Returns warnings for what could not be done.
 std::vector<std::string> guard_memory();
 
+// Refuse early, in words, where the kernel or the system is not ready for us.
+void check_environment();
+
 // The value of an enumerator in the running kernel's BTF, if it has it.
 std::optional<uint64_t> kernel_enum_value(const std::string &enum_name, const std::string &value_name);
 

@@ -12,16 +12,18 @@ is printed.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import os
 import signal
 import sys
 import time
 import traceback
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from scx_pyland import _bpf
-from scx_pyland.exits import WorkerStatus, is_error, kind_name
+from scx_pyland.exits import ExitKind, WorkerStatus, is_error, kind_name
 from scx_pyland.policy import Policy
 
 # Records taken from the ring per cycle: enough for a burst of wake-ups, small
@@ -58,21 +60,24 @@ class Worker:
         """Run to the end; returns a :class:`WorkerStatus`."""
         signal.signal(signal.SIGINT, self.request_stop)
         signal.signal(signal.SIGTERM, self.request_stop)
-        for warning in _bpf.guard_memory():
-            log(f"warning: {warning}")
-        set_compact_unevictable()
         try:
-            sched = _bpf.Scheduler(
-                slice_ns=self.options.slice_ns,
-                timeout_ms=self.options.timeout_ms,
-                exit_dump_len=self.options.exit_dump_len,
-                partial=self.options.partial,
-                verbose=self.options.verbose,
-            )
+            _bpf.check_environment()
+            for warning in _bpf.guard_memory():
+                log(f"warning: {warning}")
+            with compaction_off_locked_pages():
+                return self.attach_and_run()
         except _bpf.Error as err:
             log(f"error: {err}")
             return WorkerStatus.CANNOT_START
 
+    def attach_and_run(self) -> int:
+        sched = _bpf.Scheduler(
+            slice_ns=self.options.slice_ns,
+            timeout_ms=self.options.timeout_ms,
+            exit_dump_len=self.options.exit_dump_len,
+            partial=self.options.partial,
+            verbose=self.options.verbose,
+        )
         with sched:
             log(f"attached as {sched.ops_name} ({self.policy.name} policy, "
                 f"{self.policy.config.nr_cpus} CPUs, slice {self.options.slice_ns // 1000} us)")
@@ -99,8 +104,9 @@ class Worker:
         log(self.exit_report(info, counters))
         if info.dump and (is_error(info.kind) or self.options.verbose):
             log(info.dump)
-        return WorkerStatus.STOPPED if self.stop_requested and not is_error(info.kind) \
-            else WorkerStatus.KERNEL_EXIT
+        # Our own detach is the only way to an UNREG exit; anything else came from
+        # the kernel (stall, error, sysrq-S, a restart request).
+        return WorkerStatus.STOPPED if info.kind == ExitKind.UNREG else WorkerStatus.KERNEL_EXIT
 
     def loop(self, sched: _bpf.Scheduler) -> None:
         """The hot path. Everything it touches is bound to locals first."""
@@ -157,14 +163,25 @@ def received(c: _bpf.Counters) -> int:
     return c.nr_user_dispatches + c.nr_cancel_dispatches + c.nr_failed_dispatches
 
 
-def set_compact_unevictable() -> None:
-    """Keep compaction off locked pages, so it never takes the worker's mmap lock."""
+@contextlib.contextmanager
+def compaction_off_locked_pages() -> Iterator[None]:
+    """Keep memory compaction off locked pages while attached, so it never takes the
+    worker's mmap lock; the system's setting is restored afterwards."""
     path = "/proc/sys/vm/compact_unevictable_allowed"
     try:
+        with open(path) as f:
+            before = f.read().strip()
         with open(path, "w") as f:
             f.write("0")
     except OSError as err:
         log(f"warning: cannot set {path} to 0: {err.strerror}")
+        before = None
+    try:
+        yield
+    finally:
+        if before not in (None, "0"):
+            with open(path, "w") as f:
+                f.write(before)
 
 
 def log(message: str) -> None:

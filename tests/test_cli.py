@@ -1,0 +1,56 @@
+"""The command line as a user meets it: help, bad arguments, and a kernel without
+sched_ext (these tests run on the build host's kernel, which has none)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+def scx_pyland(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "scx_pyland", *args],
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_help_explains_every_option():
+    out = scx_pyland("--help")
+    assert out.returncode == 0
+    for option in ("--policy", "--slice-us", "--slice-us-min", "--partial", "--timeout-ms",
+                   "--exit-dump-len", "--verbose", "--version"):
+        assert option in out.stdout
+    assert "exit status" in out.stdout
+
+
+def test_version():
+    out = scx_pyland("--version")
+    assert (out.returncode, out.stdout.strip()) == (0, "scx_pyland 0.1.0")
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--slice-us", "0"], "must be greater than 0"),
+    (["--slice-us", "fast"], "not a whole number"),
+    (["--timeout-ms", "60000"], "caps the watchdog at 30000 ms"),
+    (["--policy", "nope"], "invalid choice"),
+    (["--slice-us", "100", "--slice-us-min", "200"], "larger than --slice-us"),
+    (["--exit-dump-len", "-1"], "must not be negative"),
+    (["--bogus"], "unrecognized arguments"),
+])
+def test_bad_arguments_exit_2_with_a_message_and_no_traceback(args, message):
+    out = scx_pyland(*args)
+    assert out.returncode == 2
+    assert message in out.stderr
+    assert "Traceback" not in out.stderr
+
+
+@pytest.mark.skipif(Path("/sys/kernel/sched_ext").exists(), reason="this kernel has sched_ext")
+def test_a_kernel_without_sched_ext_gets_one_clear_line_and_exit_69():
+    out = scx_pyland("--policy", "fifo")
+    errors = [line for line in out.stderr.splitlines() if "error" in line]
+    assert out.returncode == 69
+    assert len(errors) == 1
+    assert "has no sched_ext" in errors[0] and "CONFIG_SCHED_CLASS_EXT" in errors[0]
+    assert "Traceback" not in out.stderr
