@@ -26,8 +26,6 @@ void scx_bpf_kick_cpu(s32 cpu, u64 flags) __ksym;
 s32 scx_bpf_dsq_nr_queued(u64 dsq_id) __ksym;
 s32 scx_bpf_select_cpu_dfl(struct task_struct *p, s32 prev_cpu, u64 wake_flags, bool *is_idle) __ksym;
 s32 scx_bpf_pick_idle_cpu(const struct cpumask *cpus_allowed, u64 flags) __ksym;
-const struct cpumask *scx_bpf_get_idle_cpumask(void) __ksym;
-void scx_bpf_put_idle_cpumask(const struct cpumask *cpumask) __ksym;
 s32 scx_bpf_task_cpu(const struct task_struct *p) __ksym;
 u32 scx_bpf_nr_cpu_ids(void) __ksym;
 u64 scx_bpf_now(void) __ksym;
@@ -35,6 +33,14 @@ void scx_bpf_error_bstr(char *fmt, unsigned long long *data, u32 data__sz) __ksy
 struct task_struct *bpf_task_from_pid(s32 pid) __ksym;
 void bpf_task_release(struct task_struct *p) __ksym;
 bool bpf_cpumask_test_cpu(u32 cpu, const struct cpumask *cpumask) __ksym;
+void bpf_rcu_read_lock(void) __ksym;
+void bpf_rcu_read_unlock(void) __ksym;
+int bpf_iter_scx_dsq_new(struct bpf_iter_scx_dsq *it, u64 dsq_id, u64 flags) __ksym;
+struct task_struct *bpf_iter_scx_dsq_next(struct bpf_iter_scx_dsq *it) __ksym;
+void bpf_iter_scx_dsq_destroy(struct bpf_iter_scx_dsq *it) __ksym;
+bool scx_bpf_dsq_move(struct bpf_iter_scx_dsq *it__iter, struct task_struct *p, u64 dsq_id, u64 enq_flags) __ksym;
+/* Inside bpf_for_each(scx_dsq, ...): the iterator, which scx_bpf_dsq_move() takes. */
+#define BPF_FOR_EACH_ITER	(&___it)
 
 /* scx_bpf_error(fmt, args...): abort the scheduler with a formatted reason. */
 #define scx_bpf_error(fmt, args...)						\
@@ -93,6 +99,26 @@ static inline bool dsq_move_to_local(u64 dsq_id)
 	if (bpf_ksym_exists(scx_bpf_dsq_move_to_local___v2___compat))
 		return scx_bpf_dsq_move_to_local___v2___compat(dsq_id, 0);
 	return scx_bpf_dsq_move_to_local___v1(dsq_id);
+}
+
+/*
+ * Kick a CPU. Debian's 7.2.12 kernel cannot link it: the kernel flags
+ * scx_bpf_kick_cpu KF_IMPLICIT_ARGS, so the verifier reads its prototype from
+ * scx_bpf_kick_cpu_impl, which that kernel's BTF lacks (the BTF has only the
+ * internal three-argument prototype). The declaration then does not match, stays
+ * unresolved, and callers fall back to ways that need no kick (see pyland.bpf.c).
+ */
+void scx_bpf_kick_cpu___compat(s32 cpu, u64 flags) __ksym __weak;
+
+static inline bool can_kick_cpus(void)
+{
+	return bpf_ksym_exists(scx_bpf_kick_cpu___compat);
+}
+
+static inline void kick_cpu(s32 cpu, u64 flags)
+{
+	if (can_kick_cpus())
+		scx_bpf_kick_cpu___compat(cpu, flags);
 }
 
 #define BPF_STRUCT_OPS(name, args...) SEC("struct_ops/" #name) BPF_PROG(name, ##args)

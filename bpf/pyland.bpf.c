@@ -15,8 +15,10 @@
  * is full, a task goes straight to the shared DSQ and the congestion is counted.
  *
  * Limits: no idle-CPU selection of our own yet (the kernel's default picks the
- * wake-up CPU); the kernel watchdog ejects the scheduler if the worker stalls,
- * and every task then falls back to the default scheduler.
+ * wake-up CPU); on a kernel whose scx_bpf_kick_cpu cannot be linked (Debian's
+ * 7.2.12, see compat.bpf.h) targeted dispatches go to the CPU's local DSQ in FIFO
+ * order instead of its vtime-ordered DSQ. The kernel watchdog ejects the scheduler
+ * if the worker stalls, and every task then falls back to the default scheduler.
  */
 #define BPF_NO_KFUNC_PROTOTYPES
 #include "vmlinux.h"
@@ -51,8 +53,9 @@ u64 nr_sched_congested;		/* tasks that found `queued` full */
 
 /* Set when the worker must run even with no task waiting (wake-up, heartbeat). */
 bool worker_needed;
-/* True while the worker is on a CPU. */
+/* True while the worker is on a CPU; the CPU it last ran on. */
 bool worker_running;
+s32 worker_cpu;
 
 struct exit_info exit_info;
 char exit_dump[EXIT_DUMP_MAX];
@@ -128,31 +131,49 @@ static bool worker_has_work(void)
 }
 
 /*
- * Make sure the worker gets a CPU soon: unless it is running already, kick an idle
- * CPU, whose ops.dispatch will then run it. With no idle CPU it runs when the next
- * slice ends somewhere, which bounds the wait by the slice.
+ * Make sure the worker gets a CPU soon, as @p was just queued for it: unless it is
+ * running already, kick an idle CPU that @p may use (it shares at least that one
+ * with the worker, which may run anywhere); that CPU's ops.dispatch then runs the
+ * worker. With no idle CPU it runs when the next slice ends somewhere. On a kernel
+ * that cannot kick, the CPU @p's wake-up went to reschedules anyway, and the
+ * heartbeat bounds the rest.
  */
-static void wake_worker(void)
+static void wake_worker(const struct task_struct *p)
 {
-	const struct cpumask *idle;
 	s32 cpu;
 
-	if (worker_running)
+	if (worker_running || !can_kick_cpus())
 		return;
-	idle = scx_bpf_get_idle_cpumask();
-	cpu = scx_bpf_pick_idle_cpu(idle, 0);
-	scx_bpf_put_idle_cpumask(idle);
+	cpu = scx_bpf_pick_idle_cpu(p->cpus_ptr, 0);
 	if (cpu >= 0)
-		scx_bpf_kick_cpu(cpu, SCX_KICK_IDLE);
+		kick_cpu(cpu, SCX_KICK_IDLE);
 }
 
-/* Wake an idle CPU the task may use, to pick it from the shared DSQ. */
-static void kick_idle_cpu_for(const struct task_struct *p)
+/*
+ * Queue @p on @cpu and make sure @cpu notices: into its vtime-ordered DSQ with a
+ * kick (an idle CPU does not look at its DSQs by itself). Where kicks are not
+ * available, into its local DSQ instead (FIFO): the kernel wakes an idle target of
+ * a local insert itself.
+ */
+static void insert_on_cpu(struct task_struct *p, s32 cpu, u64 slice, u64 vtime, u64 enq_flags)
+{
+	if (can_kick_cpus()) {
+		dsq_insert_vtime(p, cpu, slice, vtime, enq_flags);
+		kick_cpu(cpu, enq_flags & SCX_ENQ_PREEMPT ? SCX_KICK_PREEMPT : SCX_KICK_IDLE);
+	} else {
+		dsq_insert(p, SCX_DSQ_LOCAL_ON | cpu, slice, enq_flags);
+	}
+}
+
+/* Run @p on any CPU it may use: an idle one if there is one, else the shared DSQ. */
+static void insert_anywhere(struct task_struct *p, u64 slice, u64 vtime, u64 enq_flags)
 {
 	s32 cpu = scx_bpf_pick_idle_cpu(p->cpus_ptr, 0);
 
-	if (cpu >= 0)
-		scx_bpf_kick_cpu(cpu, SCX_KICK_IDLE);
+	if (cpu >= 0 && cpu < MAX_CPUS)
+		insert_on_cpu(p, cpu, slice, vtime, enq_flags);
+	else
+		dsq_insert_vtime(p, SHARED_DSQ, slice, vtime, enq_flags);
 }
 
 /* Send @p to the worker. False if the ring is full. */
@@ -209,7 +230,7 @@ void BPF_STRUCT_OPS(pyland_enqueue, struct task_struct *p, u64 enq_flags)
 		dsq_insert(p, WORKER_DSQ, slice_ns, enq_flags);
 		if (enq_flags & SCX_ENQ_WAKEUP) {
 			worker_needed = true;
-			wake_worker();
+			wake_worker(p);
 		}
 		return;
 	}
@@ -221,14 +242,13 @@ void BPF_STRUCT_OPS(pyland_enqueue, struct task_struct *p, u64 enq_flags)
 	}
 
 	if (queue_to_user(p, enq_flags)) {
-		wake_worker();
+		wake_worker(p);
 		return;
 	}
 
 	/* The ring is full (or the task has no context): keep it running anyway. */
-	dsq_insert_vtime(p, SHARED_DSQ, slice_ns, p->scx.dsq_vtime, enq_flags);
+	insert_anywhere(p, slice_ns, p->scx.dsq_vtime, enq_flags);
 	stat_inc(&nr_sched_congested);
-	kick_idle_cpu_for(p);
 }
 
 /* Carry out one decision of the worker. */
@@ -238,7 +258,6 @@ static void dispatch_task(const struct dispatched_task *rec)
 	struct task_ctx *tctx;
 	u64 slice = rec->slice_ns ?: slice_ns;
 	u64 flags = rec->flags & RL_PREEMPT ? SCX_ENQ_PREEMPT : 0;
-	u64 dsq;
 
 	p = bpf_task_from_pid(rec->pid);
 	if (!p) {
@@ -257,29 +276,21 @@ static void dispatch_task(const struct dispatched_task *rec)
 		goto out;
 	}
 
-	if (rec->cpu == RL_CPU_ANY) {
-		dsq = SHARED_DSQ;
-	} else if (rec->cpu >= 0 && rec->cpu < MAX_CPUS &&
-		   bpf_cpumask_test_cpu(rec->cpu, p->cpus_ptr)) {
-		dsq = rec->cpu;
-	} else {
-		/* The CPU is not (or no longer) allowed: let any allowed CPU run it. */
-		dsq = SHARED_DSQ;
-		stat_inc(&nr_bounce_dispatches);
-	}
-
 	/*
 	 * We can race with a dequeue or a migration here; the kernel ignores an
 	 * insert for a task that is no longer queued, so that is harmless.
 	 */
-	dsq_insert_vtime(p, dsq, slice, rec->vtime, flags);
+	if (rec->cpu == RL_CPU_ANY) {
+		insert_anywhere(p, slice, rec->vtime, flags);
+	} else if (rec->cpu >= 0 && rec->cpu < MAX_CPUS &&
+		   bpf_cpumask_test_cpu(rec->cpu, p->cpus_ptr)) {
+		insert_on_cpu(p, rec->cpu, slice, rec->vtime, flags);
+	} else {
+		/* The CPU is not (or no longer) allowed: let any allowed CPU run it. */
+		insert_anywhere(p, slice, rec->vtime, flags);
+		stat_inc(&nr_bounce_dispatches);
+	}
 	stat_inc(&nr_user_dispatches);
-
-	/* An idle CPU does not look at its DSQ by itself: wake it. */
-	if (dsq == SHARED_DSQ)
-		kick_idle_cpu_for(p);
-	else
-		scx_bpf_kick_cpu(dsq, flags ? SCX_KICK_PREEMPT : SCX_KICK_IDLE);
 out:
 	bpf_task_release(p);
 }
@@ -340,8 +351,10 @@ void BPF_STRUCT_OPS(pyland_running, struct task_struct *p)
 
 	if (tctx)
 		tctx->start_ts = scx_bpf_now();
-	if (is_worker(p))
+	if (is_worker(p)) {
 		worker_running = true;
+		worker_cpu = scx_bpf_task_cpu(p);
+	}
 	__sync_fetch_and_add(&nr_running, 1);
 }
 
@@ -367,14 +380,29 @@ s32 BPF_STRUCT_OPS(pyland_init_task, struct task_struct *p, struct scx_init_task
 }
 
 /*
- * The heartbeat: once a second, let a worker that has not run get a CPU, so that
- * it notices signals and exits even on an idle system.
+ * The heartbeat: once a second, a worker that is waiting in its DSQ gets a CPU, so
+ * that it notices signals and exits even on an idle system (and the watchdog never
+ * sees it wait). It moves the worker to the local DSQ of the CPU it last ran on
+ * (or an idle one); the kernel wakes that CPU if it is idle. This needs no kick,
+ * which some kernels cannot do (compat.bpf.h).
  */
 static int heartbeat_fn(void *map, int *key, struct bpf_timer *timer)
 {
-	if (!worker_running && scx_bpf_dsq_nr_queued(WORKER_DSQ) > 0) {
+	struct task_struct *p;
+	s32 cpu = worker_cpu;
+
+	if (!worker_running) {
 		worker_needed = true;
-		wake_worker();
+		/* A timer callback is no RCU read section by itself (6.16 insists). */
+		bpf_rcu_read_lock();
+		bpf_for_each(scx_dsq, p, WORKER_DSQ, 0) {
+			if (!bpf_cpumask_test_cpu(cpu, p->cpus_ptr))
+				cpu = scx_bpf_pick_idle_cpu(p->cpus_ptr, 0);
+			if (cpu >= 0)
+				scx_bpf_dsq_move(BPF_FOR_EACH_ITER, p, SCX_DSQ_LOCAL_ON | cpu, 0);
+			break;
+		}
+		bpf_rcu_read_unlock();
 	}
 	bpf_timer_start(timer, HEARTBEAT_NS, 0);
 	return 0;

@@ -37,17 +37,17 @@ std::string libbpf_log;
 bool libbpf_verbose = false;
 
 int on_libbpf_print(enum libbpf_print_level, const char *fmt, va_list args) {
-    char line[2048];
-    va_list copy;
-    va_copy(copy, args);
-    vsnprintf(line, sizeof(line), fmt, copy);
-    va_end(copy);
+    // One message can be a whole verifier log: format it at its full length.
+    char *line = nullptr;
+    if (vasprintf(&line, fmt, args) < 0)
+        return 0;
     libbpf_log += line;
     constexpr size_t kKeep = 256 * 1024;
     if (libbpf_log.size() > kKeep)
         libbpf_log.erase(0, libbpf_log.size() - kKeep);
     if (libbpf_verbose)
         fputs(line, stderr);
+    free(line);
     return 0;
 }
 
