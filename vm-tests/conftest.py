@@ -143,4 +143,4 @@ def record_result(name: str, values: dict) -> None:
     job = os.environ.get("VM_JOB")
     if job:
         with open(Path(job) / "measurements.jsonl", "a") as f:
-            f.write(json.dumps({"test": name, "kernel": os.uname().release, **values}) + "\n")
+            f.write(json.dumps({"test": name, "kernel_release": os.uname().release, **values}) + "\n")

@@ -45,7 +45,7 @@ def test_stress_cpu_stays_attached_and_python_decides_the_dispatches(start_scx, 
     total = user + kernel + congested
     record_result("stress_cpu", {
         "round": round_, "seconds": STRESS_SECONDS, "policy_dispatched": policy_dispatched,
-        "user": user, "kernel": kernel, "congested": congested, "cancelled": cancelled,
+        "user": user, "kernel_dispatches": kernel, "congested": congested, "cancelled": cancelled,
         "bounced": bounced, "failed": failed, "user_share": round(user / total, 4),
         "kernel_share": round(kernel / total, 4), "congested_share": round(congested / total, 4)})
 
