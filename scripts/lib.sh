@@ -16,8 +16,9 @@ CACHE=${SCX_PYLAND_CACHE:-/var/cache/scx_pyland}
 TOOLBOX=$CACHE/toolbox
 # Where the repository appears inside the toolbox (and so inside guests).
 TOOLBOX_SRC=/src/scx_pyland
-# The project's Python environment inside the toolbox.
-TOOLBOX_VENV=/opt/scx_pyland
+# The project's Python environment inside the toolbox. A second checkout can build
+# into its own (SCX_PYLAND_VENV=/opt/other) without disturbing the first.
+TOOLBOX_VENV=${SCX_PYLAND_VENV:-/opt/scx_pyland}
 KERNELS_LIST=$SCRIPTS_DIR/kernels.list
 TOOLBOX_PATH=$TOOLBOX_VENV/bin:/opt/vng/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 
