@@ -167,6 +167,15 @@ NB_MODULE(_bpf, m) {
           "tasks"_a, "Encode tasks as the user ring buffer carries them.");
     m.def("check_environment", &check_environment,
           "Raise SchedExtUnavailable or SchedulerBusy if this system cannot take a scheduler now.");
+    m.def("encode_queued",
+          [](const nb::list &tasks) {
+              std::vector<QueuedTask> buf;
+              for (nb::handle item : tasks)
+                  buf.push_back(nb::cast<const QueuedTask &>(item));
+              auto s = encode_queued_records(buf);
+              return nb::bytes(s.data(), s.size());
+          },
+          "tasks"_a, "Encode queued tasks back into their ring buffer bytes (for --record).");
     m.def("guard_memory", &guard_memory,
           "Lock memory, disable THP and malloc trimming for this process; returns warnings.");
     m.def("kernel_enum_value", &kernel_enum_value, "enum_name"_a, "value_name"_a,

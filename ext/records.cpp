@@ -22,4 +22,10 @@ std::string encode_dispatched_records(std::span<const DispatchedTask> tasks) {
     return out;
 }
 
+std::string encode_queued_records(std::span<const QueuedTask> tasks) {
+    std::string out(tasks.size_bytes(), '\0');
+    std::memcpy(out.data(), tasks.data(), tasks.size_bytes());
+    return out;
+}
+
 }  // namespace pyland

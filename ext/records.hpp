@@ -32,8 +32,9 @@ inline bool decode_queued(std::span<const std::byte> bytes, QueuedTask &out) {
 // Throws std::invalid_argument if its length is not a whole number of records.
 std::vector<QueuedTask> decode_queued_records(std::span<const std::byte> bytes);
 
-// Encode dispatched_task records back to back, as the user ring buffer holds them.
+// Encode records back to back, in the intf.h layout.
 std::string encode_dispatched_records(std::span<const DispatchedTask> tasks);
+std::string encode_queued_records(std::span<const QueuedTask> tasks);
 
 // A task's command name, up to its NUL.
 inline std::string comm_of(const QueuedTask &task) {

@@ -19,8 +19,9 @@ def scx_pyland(*args: str) -> subprocess.CompletedProcess:
 def test_help_explains_every_option():
     out = scx_pyland("--help")
     assert out.returncode == 0
-    for option in ("--policy", "--slice-us", "--slice-us-min", "--partial", "--timeout-ms",
-                   "--exit-dump-len", "--verbose", "--version"):
+    for option in ("--policy", "--slice-us", "--slice-us-min", "--percpu-local", "--partial",
+                   "--timeout-ms", "--exit-dump-len", "--stats", "--monitor", "--help-stats",
+                   "--record", "--verbose", "--version"):
         assert option in out.stdout
     assert "exit status" in out.stdout
 
@@ -34,7 +35,9 @@ def test_version():
     (["--slice-us", "0"], "must be greater than 0"),
     (["--slice-us", "fast"], "not a whole number"),
     (["--timeout-ms", "60000"], "caps the watchdog at 30000 ms"),
-    (["--policy", "nope"], "invalid choice"),
+    (["--policy", "nope"], "unknown policy 'nope'"),
+    (["--stats", "0"], "must be greater than 0"),
+    (["--record", "/no/such/dir/trace"], "no directory"),
     (["--slice-us", "100", "--slice-us-min", "200"], "larger than --slice-us"),
     (["--exit-dump-len", "-1"], "must not be negative"),
     (["--bogus"], "unrecognized arguments"),
@@ -48,9 +51,25 @@ def test_bad_arguments_exit_2_with_a_message_and_no_traceback(args, message):
 
 @pytest.mark.skipif(Path("/sys/kernel/sched_ext").exists(), reason="this kernel has sched_ext")
 def test_a_kernel_without_sched_ext_gets_one_clear_line_and_exit_69():
-    out = scx_pyland("--policy", "fifo")
+    out = scx_pyland()
     errors = [line for line in out.stderr.splitlines() if "error" in line]
     assert out.returncode == 69
     assert len(errors) == 1
     assert "has no sched_ext" in errors[0] and "CONFIG_SCHED_CLASS_EXT" in errors[0]
     assert "Traceback" not in out.stderr
+
+
+def test_help_stats_describes_every_field():
+    from scx_pyland.stats import FIELDS
+    out = scx_pyland("--help-stats")
+    assert out.returncode == 0
+    for field in FIELDS:
+        assert field.name in out.stdout
+
+
+def test_monitor_says_clearly_when_no_scheduler_runs(tmp_path):
+    env = dict(os.environ, SCX_PYLAND_RUN_DIR=str(tmp_path))
+    out = subprocess.run([sys.executable, "-m", "scx_pyland", "--monitor", "1"],
+                         capture_output=True, text=True, timeout=60, env=env)
+    assert out.returncode == 1
+    assert "no scx_pyland is running" in out.stderr

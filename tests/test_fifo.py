@@ -12,8 +12,8 @@ CONFIG = PolicyConfig(slice_ns=20_000_000, slice_min_ns=1_000_000, nr_cpus=2)
 
 def schedule(policy, *pids, **fields):
     """Queue pids as the ring would deliver them; return the decisions as the BPF side reads them."""
-    queued = _bpf.decode_queued(b"".join(queued_bytes(pid, **fields) for pid in pids))
-    return dispatched_records(_bpf.encode_dispatched(policy.schedule(queued)))
+    policy.enqueue(_bpf.decode_queued(b"".join(queued_bytes(pid, **fields) for pid in pids)))
+    return dispatched_records(_bpf.encode_dispatched(policy.dispatch()))
 
 
 def test_tasks_are_dispatched_in_arrival_order():
@@ -42,5 +42,14 @@ def test_the_enqueue_generation_is_copied_unchanged():
 
 def test_no_tasks_no_decisions_and_nothing_pending():
     policy = FifoPolicy(CONFIG)
-    assert policy.schedule([]) == []
+    policy.enqueue([])
+    assert policy.dispatch() == []
+    assert policy.nr_pending == 0
+
+
+def test_queued_tasks_are_pending_until_dispatched():
+    policy = FifoPolicy(CONFIG)
+    policy.enqueue(_bpf.decode_queued(queued_bytes(1) + queued_bytes(2)))
+    assert policy.nr_pending == 2
+    policy.dispatch()
     assert policy.nr_pending == 0

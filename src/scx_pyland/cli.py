@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
+from pathlib import Path
 
 from scx_pyland import __version__
 from scx_pyland.exits import WorkerStatus
@@ -52,18 +54,30 @@ def non_negative_int(text: str) -> int:
     return value
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from scx_pyland.policies import BUILTIN
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be greater than 0: {text}")
+    return value
 
+
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="scx_pyland", description=DESCRIPTION, epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--policy", choices=sorted(BUILTIN), default="fifo",
-                        help="the scheduling policy (default: %(default)s)")
+    parser.add_argument("--policy", default="rustland", metavar="POLICY",
+                        help="the scheduling policy: rustland (default: deadline from vruntime and "
+                             "CPU use), fifo (arrival order), or a policy of your own as "
+                             "MODULE:CLASS or FILE.py:CLASS (a subclass of scx_pyland.policy.Policy)")
     parser.add_argument("-s", "--slice-us", type=positive_int, default=20_000, metavar="US",
                         help="maximum time slice in microseconds (default: %(default)s)")
     parser.add_argument("-S", "--slice-us-min", type=positive_int, default=1_000, metavar="US",
                         help="minimum time slice in microseconds (default: %(default)s)")
+    parser.add_argument("-l", "--percpu-local", action="store_true",
+                        help="keep tasks on the CPU they last ran on instead of any free CPU")
     parser.add_argument("-p", "--partial", action="store_true",
                         help="schedule only tasks whose policy is SCHED_EXT; leave the rest "
                              "to the default scheduler")
@@ -73,17 +87,61 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--exit-dump-len", type=non_negative_int, default=0, metavar="BYTES",
                         help="size of the kernel's debug dump on an error exit "
                              "(default: 0, the kernel's default)")
+    parser.add_argument("--stats", type=positive_float, default=0.0, metavar="SECS",
+                        help="print a statistics line every SECS seconds while scheduling "
+                             "(see --help-stats)")
+    parser.add_argument("--monitor", type=positive_float, default=0.0, metavar="SECS",
+                        help="do not schedule: print the statistics of the running scx_pyland "
+                             "every SECS seconds")
+    parser.add_argument("--help-stats", action="store_true",
+                        help="describe every statistics field and exit")
+    parser.add_argument("--record", type=Path, metavar="FILE",
+                        help="record every queued task the worker reads into FILE (a trace "
+                             "to replay into a policy without a kernel; see scx_pyland.replay)")
     parser.add_argument("-v", "--verbose", action="store_true",
                         help="print libbpf's debug output and the exit dump")
     parser.add_argument("-V", "--version", action="version", version=f"scx_pyland {__version__}")
     return parser
 
 
+def monitor(interval: float) -> int:
+    """Print the running scheduler's statistics until it stops or we are interrupted."""
+    from scx_pyland import stats
+
+    previous = None
+    try:
+        while True:
+            try:
+                snapshot = stats.read_snapshot()
+            except stats.NoScheduler as err:
+                print(f"scx_pyland: {err}", file=sys.stderr)
+                return 1
+            if previous is not None:
+                print(stats.format_line(previous, snapshot), flush=True)
+            previous = snapshot
+            time.sleep(interval)
+    except KeyboardInterrupt:
+        return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.help_stats:
+        from scx_pyland import stats
+        print(stats.help_text())
+        return 0
+    if args.monitor:
+        return monitor(args.monitor)
     if args.slice_us_min > args.slice_us:
         parser.error(f"--slice-us-min ({args.slice_us_min}) is larger than --slice-us ({args.slice_us})")
+    from scx_pyland.policies import PolicyLoadError, load_policy_class
+    try:
+        policy_class = load_policy_class(args.policy)
+    except PolicyLoadError as err:
+        parser.error(f"--policy: {err}")
+    if args.record and not args.record.parent.is_dir():
+        parser.error(f"--record: no directory {str(args.record.parent)!r}")
 
     # All Python memory through glibc malloc, which the worker tells never to trim
     # or mmap (pymalloc's arenas come and go with mmap/munmap, which take the mmap
@@ -93,18 +151,18 @@ def main(argv: list[str] | None = None) -> int:
         argv = sys.argv[1:] if argv is None else argv
         os.execve(sys.executable, [sys.executable, "-m", "scx_pyland", *argv], env)
 
-    from scx_pyland.policies import BUILTIN
     from scx_pyland.policy import PolicyConfig
     from scx_pyland.worker import Worker, WorkerOptions
 
     config = PolicyConfig(slice_ns=args.slice_us * 1000, slice_min_ns=args.slice_us_min * 1000,
-                          nr_cpus=os.sysconf("SC_NPROCESSORS_ONLN"))
+                          nr_cpus=os.sysconf("SC_NPROCESSORS_ONLN"), percpu_local=args.percpu_local)
     try:
-        policy = BUILTIN[args.policy](config)
+        policy = policy_class(config)
     except Exception as err:  # a policy that cannot even be built
-        print(f"scx_pyland: error: the {args.policy} policy failed to start: {err}", file=sys.stderr)
+        print(f"scx_pyland: error: the {args.policy} policy failed to start: "
+              f"{type(err).__name__}: {err}", file=sys.stderr)
         return WorkerStatus.POLICY_FAILED
     options = WorkerOptions(slice_ns=args.slice_us * 1000, timeout_ms=args.timeout_ms,
                             exit_dump_len=args.exit_dump_len, partial=args.partial,
-                            verbose=args.verbose)
+                            verbose=args.verbose, stats_interval=args.stats, record=args.record)
     return Worker(policy, options).run()

@@ -1,47 +1,61 @@
 """The policy API: what a scheduling policy written in Python implements.
 
-A policy sees every task that needs a CPU, as a :class:`QueuedTask`, and answers
+A policy sees every task that needs a CPU as a :class:`QueuedTask` (pid, comm,
+weight, the CPU it last ran on, when it last ran and for how long, ...) and answers
 with :class:`DispatchedTask` decisions: which task runs next, on which CPU
 (``RL_CPU_ANY`` for the first free one), for how long, and in which order (vtime).
-The worker calls :meth:`Policy.schedule` once per cycle with the tasks that arrived
-since the last call (possibly none) and sends back what it returns, in order.
-Decisions the kernel's ring cannot take right now are kept by the worker and sent
-first in the next cycle. Tasks a policy holds back count as pending
-(:attr:`Policy.nr_pending`); the BPF side keeps running the worker while any are.
+
+The worker drives it, one cycle at a time::
+
+    policy.enqueue(tasks)          # the tasks that asked for a CPU since the last cycle
+    decisions = policy.dispatch()  # what to run now, in order
+    ...                            # sent to the kernel; what does not fit is retried
+    policy.nr_pending              # how many it still holds (the worker runs again while > 0)
+
+plus :meth:`Policy.tick` about once a second and :meth:`Policy.on_exit` at the end.
+A policy must not block, sleep, start threads or do I/O: it runs inside the
+scheduler of the whole machine.
 
 Policies are plain Python, testable without a kernel: feed them records decoded by
-``scx_pyland._bpf.decode_queued``.
+``scx_pyland._bpf.decode_queued`` (see ``scx_pyland.replay``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from scx_pyland._bpf import RL_CPU_ANY, DispatchedTask, QueuedTask
+from scx_pyland._bpf import RL_CPU_ANY, RL_PREEMPT, DispatchedTask, QueuedTask
 
-__all__ = ["Policy", "PolicyConfig", "QueuedTask", "DispatchedTask", "RL_CPU_ANY"]
+__all__ = ["Policy", "PolicyConfig", "QueuedTask", "DispatchedTask", "RL_CPU_ANY", "RL_PREEMPT"]
 
 
 @dataclass(slots=True, frozen=True)
 class PolicyConfig:
-    """Settings every policy receives."""
+    """Settings every policy receives, from the command line."""
 
     slice_ns: int = 20_000_000      # the longest slice to give (-s)
     slice_min_ns: int = 1_000_000   # the shortest slice to give (-S)
     nr_cpus: int = 1                # online CPUs
+    percpu_local: bool = False      # keep tasks on the CPU they last ran on (-l)
 
 
 class Policy:
-    """Base class of a scheduling policy. Subclasses implement :meth:`schedule`."""
+    """Base class of a scheduling policy: override :meth:`enqueue` and :meth:`dispatch`."""
 
     #: Name shown in reports; defaults to the class name.
     name: str = ""
 
     def __init__(self, config: PolicyConfig) -> None:
         self.config = config
+        if not self.name:
+            self.name = type(self).__name__
 
-    def schedule(self, queued: list[QueuedTask]) -> list[DispatchedTask]:
-        """Take the newly queued tasks; return the decisions to send now, in order."""
+    def enqueue(self, tasks: list[QueuedTask]) -> None:
+        """Tasks that need a CPU, oldest first (possibly none)."""
+        raise NotImplementedError
+
+    def dispatch(self) -> list[DispatchedTask]:
+        """The decisions to send now, in order; tasks not returned stay pending."""
         raise NotImplementedError
 
     @property
@@ -49,5 +63,8 @@ class Policy:
         """How many queued tasks the policy holds without a decision yet."""
         return 0
 
+    def tick(self) -> None:
+        """Called about once a second while scheduling (optional)."""
+
     def on_exit(self) -> None:
-        """Called once when the scheduler stops, for any clean-up."""
+        """Called once when the scheduler stops (optional)."""

@@ -1,13 +1,14 @@
 """The worker: one process, one thread, that runs a policy against the attached BPF side.
 
 It schedules every other task on the machine, so it must never wait on one: no
-threads, no lazy imports, no file I/O and no garbage collection while attached
+threads, no lazy imports, no blocking I/O and no garbage collection while attached
 (DESIGN.md, known traps). The loop, once attached:
 
-    queued tasks (a batch)  ->  policy.schedule()  ->  dispatch (a batch)  ->  notify_complete
+    queued tasks (a batch) -> policy.enqueue -> policy.dispatch -> dispatch (a batch)
+        -> notify_complete (yield)
 
-and when it ends, for whatever reason, the scheduler is detached before anything
-is printed.
+and about once a second: policy.tick(), and the statistics are published. When it
+ends, for whatever reason, the scheduler is detached before anything is printed.
 """
 
 from __future__ import annotations
@@ -15,22 +16,26 @@ from __future__ import annotations
 import contextlib
 import gc
 import os
+import resource
 import signal
 import sys
 import time
 import traceback
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
-from scx_pyland import _bpf
+from scx_pyland import _bpf, stats
 from scx_pyland.exits import ExitKind, WorkerStatus, is_error, kind_name
 from scx_pyland.policy import Policy
+from scx_pyland.replay import TraceRecorder
 
 # Records taken from the ring per cycle: enough for a burst of wake-ups, small
 # enough that one cycle stays short.
 BATCH = 512
 # How long a stopping worker waits for the BPF side to take the decisions it sent.
 DRAIN_TIMEOUT_S = 1.0
+TICK_NS = 1_000_000_000
 
 
 @dataclass(slots=True)
@@ -40,6 +45,9 @@ class WorkerOptions:
     exit_dump_len: int = 0
     partial: bool = False
     verbose: bool = False
+    stats_interval: float = 0.0          # print a stats line this often (0: never)
+    stats_path: Path = stats.DEFAULT_PATH
+    record: Path | None = None           # write a trace of the queued records here
 
 
 class Worker:
@@ -52,6 +60,10 @@ class Worker:
         self.nr_dispatched = 0          # decisions the policy made that reached the ring
         self.backlog: list[_bpf.DispatchedTask] = []   # decisions the ring had no room for
         self.started = 0.0
+        self.recorder = TraceRecorder(options.record) if options.record else None
+        self.stats: stats.StatsWriter | None = None
+        self.last_line: stats.Snapshot | None = None
+        self.next_line_ns = 0
 
     def request_stop(self, signum: int = 0, frame: object = None) -> None:
         self.stop_requested = True
@@ -62,6 +74,10 @@ class Worker:
         signal.signal(signal.SIGTERM, self.request_stop)
         try:
             _bpf.check_environment()
+            try:
+                self.stats = stats.StatsWriter(self.options.stats_path)
+            except OSError as err:
+                log(f"warning: no statistics: cannot write {self.options.stats_path}: {err.strerror}")
             for warning in _bpf.guard_memory():
                 log(f"warning: {warning}")
             with compaction_off_locked_pages():
@@ -69,6 +85,9 @@ class Worker:
         except _bpf.Error as err:
             log(f"error: {err}")
             return WorkerStatus.CANNOT_START
+        finally:
+            if self.stats:
+                self.stats.close()
 
     def attach_and_run(self) -> int:
         sched = _bpf.Scheduler(
@@ -81,6 +100,10 @@ class Worker:
         with sched:
             log(f"attached as {sched.ops_name} ({self.policy.name} policy, "
                 f"{self.policy.config.nr_cpus} CPUs, slice {self.options.slice_ns // 1000} us)")
+            if self.options.stats_interval:
+                # stderr may be a pipe that only another task drains: drop lines
+                # rather than ever wait for it.
+                os.set_blocking(sys.stderr.fileno(), False)
             self.started = time.monotonic()
             # Everything allocated so far lives as long as the worker: keep the
             # cyclic collector off it, and off the hot path altogether.
@@ -92,6 +115,7 @@ class Worker:
             except Exception:
                 sched.close()
                 gc.enable()
+                os.set_blocking(sys.stderr.fileno(), True)
                 log(f"error: the {self.policy.name} policy raised an exception; "
                     f"the scheduler is detached\n{traceback.format_exc()}")
                 return WorkerStatus.POLICY_FAILED
@@ -100,10 +124,15 @@ class Worker:
             counters = sched.counters()
             info = sched.shutdown_and_report()
         gc.enable()
+        os.set_blocking(sys.stderr.fileno(), True)
         self.policy.on_exit()
         log(self.exit_report(info, counters))
         if info.dump and (is_error(info.kind) or self.options.verbose):
             log(info.dump)
+        if self.recorder:
+            self.recorder.save()
+            log(f"recorded the queued records of {self.recorder.used} bytes to {self.recorder.path}"
+                + (f" ({self.recorder.dropped} dropped: the buffer was full)" if self.recorder.dropped else ""))
         # Our own detach is the only way to an UNREG exit; anything else came from
         # the kernel (stall, error, sysrq-S, a restart request).
         return WorkerStatus.STOPPED if info.kind == ExitKind.UNREG else WorkerStatus.KERNEL_EXIT
@@ -111,34 +140,71 @@ class Worker:
     def loop(self, sched: _bpf.Scheduler) -> None:
         """The hot path. Everything it touches is bound to locals first."""
         policy = self.policy
-        schedule = policy.schedule
+        enqueue = policy.enqueue
+        pick = policy.dispatch
         dequeue = sched.dequeue
         dispatch = sched.dispatch
         notify_complete = sched.notify_complete
         exited = sched.exited
+        monotonic_ns = time.monotonic_ns
+        record = self.recorder.add if self.recorder else None
         backlog = self.backlog
-        nr_dispatched = 0
+        next_tick = monotonic_ns() + TICK_NS
         try:
             while not self.stop_requested and not exited():
-                decisions = schedule(dequeue(BATCH))
+                queued = dequeue(BATCH)
+                if record:
+                    record(queued)
+                enqueue(queued)
+                decisions = pick()
                 if backlog:
                     decisions = backlog + decisions
                     backlog.clear()
                 if decisions:
                     sent = dispatch(decisions)
-                    nr_dispatched += sent
+                    self.nr_dispatched += sent
                     if sent < len(decisions):
                         backlog.extend(decisions[sent:])
+                if monotonic_ns() >= next_tick:
+                    next_tick += TICK_NS
+                    policy.tick()
+                    self.publish_stats(sched)
                 notify_complete(policy.nr_pending + len(backlog))
         finally:
-            self.nr_dispatched += nr_dispatched
+            self.publish_stats(sched)
+
+    def publish_stats(self, sched: _bpf.Scheduler) -> None:
+        c = sched.counters()
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        values = (
+            c.nr_user_dispatches, c.nr_kernel_dispatches, c.nr_sched_congested,
+            c.nr_cancel_dispatches, c.nr_bounce_dispatches, c.nr_failed_dispatches,
+            self.nr_dispatched, usage.ru_minflt + usage.ru_majflt,
+            c.nr_queued, self.policy.nr_pending + len(self.backlog), c.nr_running, c.nr_online_cpus,
+        )
+        if self.stats:
+            self.stats.publish(values)
+        if self.options.stats_interval:
+            self.print_stats_line(values)
+
+    def print_stats_line(self, values: tuple[int, ...]) -> None:
+        now = time.monotonic_ns()
+        if now < self.next_line_ns:
+            return
+        self.next_line_ns = now + int(self.options.stats_interval * 1e9)
+        snapshot = stats.Snapshot(os.getpid(), now, dict(zip(stats.FIELD_NAMES, values)))
+        line = stats.format_line(self.last_line, snapshot)
+        self.last_line = snapshot
+        try:
+            os.write(sys.stderr.fileno(), f"scx_pyland: {line}\n".encode())
+        except BlockingIOError:
+            pass  # nobody reads stderr right now: drop the line
 
     def drain(self, sched: _bpf.Scheduler) -> None:
         """Before detaching on a stop: let the BPF side take what was sent."""
         deadline = time.monotonic() + DRAIN_TIMEOUT_S
         while time.monotonic() < deadline and not sched.exited():
-            c = sched.counters()
-            if received(c) >= self.nr_dispatched:
+            if received(sched.counters()) >= self.nr_dispatched:
                 return
             sched.notify_complete(0)
 
@@ -149,8 +215,10 @@ class Worker:
         if info.msg:
             reason += f" ({info.msg})"
         total = c.nr_user_dispatches + c.nr_kernel_dispatches + c.nr_sched_congested
+
         def share(n: int) -> str:
             return f"{n} ({100.0 * n / total:.1f}%)" if total else f"{n}"
+
         return (f"exit: {reason}; kind {kind_name(info.kind)} 0x{info.kind:x}, code {info.exit_code}; "
                 f"ran {seconds:.1f} s; policy {self.policy.name} dispatched {self.nr_dispatched}; "
                 f"dispatches: user {share(c.nr_user_dispatches)}, kernel {share(c.nr_kernel_dispatches)}, "
@@ -187,6 +255,3 @@ def compaction_off_locked_pages() -> Iterator[None]:
 def log(message: str) -> None:
     """Messages outside the hot path only, to stderr."""
     print(f"scx_pyland: {message}", file=sys.stderr, flush=True)
-
-
-

@@ -1,0 +1,70 @@
+"""rustland: scx_rustland's policy, in Python. Tasks run in order of a deadline:
+
+1. A task's vruntime: a new task (queued vtime 0) starts at the global
+   vruntime_now; a task that slept earns at most one maximum slice of credit.
+2. The last run is charged: its duration, scaled by 100 / weight, is added to the
+   task's vruntime and to vruntime_now.
+3. Its deadline is its vruntime plus the CPU time it used since it last slept,
+   capped at 100 maximum slices: tasks that run in short bursts (interactive ones)
+   come first.
+4. Each cycle the task with the earliest deadline (then the earliest arrival, then
+   the lowest pid) is dispatched, with the minimum slice scaled by its weight, on
+   any CPU (or on the CPU it last ran on, with --percpu-local).
+"""
+
+from __future__ import annotations
+
+import heapq
+import time
+
+from scx_pyland.policy import RL_CPU_ANY, DispatchedTask, Policy, PolicyConfig, QueuedTask
+
+
+class RustlandPolicy(Policy):
+    name = "rustland"
+
+    def __init__(self, config: PolicyConfig) -> None:
+        super().__init__(config)
+        self.vruntime_now = 0
+        # (deadline, arrival ns, pid, enq_cnt, task): heapq keeps the earliest
+        # first; enq_cnt tells apart two generations of one task.
+        self.pending: list[tuple[int, int, int, int, QueuedTask]] = []
+
+    def enqueue(self, tasks: list[QueuedTask]) -> None:
+        slice_max = self.config.slice_ns
+        arrival = time.monotonic_ns()
+        vruntime_now = self.vruntime_now
+        for task in tasks:
+            # Rule 1: new tasks start now; sleepers earn at most one slice of credit.
+            if task.vtime == 0:
+                vruntime = vruntime_now
+            else:
+                vruntime = max(task.vtime, vruntime_now - slice_max)
+
+            # Rule 2: charge the last run, scaled by the task's weight.
+            ran = task.stop_ts - task.start_ts if task.stop_ts > task.start_ts else 0
+            vslice = ran * 100 // task.weight
+            vruntime += vslice
+            vruntime_now += vslice
+
+            # Rule 3: the deadline favours tasks that use little CPU between sleeps.
+            deadline = vruntime + min(task.exec_runtime, 100 * slice_max)
+            heapq.heappush(self.pending, (deadline, arrival, task.pid, task.enq_cnt, task))
+        self.vruntime_now = vruntime_now
+
+    def dispatch(self) -> list[DispatchedTask]:
+        if not self.pending:
+            return []
+        # Rule 4: the earliest deadline runs next, for a slice scaled by its weight.
+        deadline, _, pid, _, task = heapq.heappop(self.pending)
+        return [DispatchedTask(
+            pid=pid,
+            cpu=task.cpu if self.config.percpu_local else RL_CPU_ANY,
+            slice_ns=self.config.slice_min_ns * task.weight // 100,
+            vtime=deadline,
+            enq_cnt=task.enq_cnt,
+        )]
+
+    @property
+    def nr_pending(self) -> int:
+        return len(self.pending)

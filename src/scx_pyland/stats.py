@@ -1,0 +1,142 @@
+"""Live statistics: the worker publishes them, anyone (root) reads them.
+
+The worker may never block, so it does not serve clients: it rewrites a small
+memory-mapped file in place (default /run/scx_pyland/stats, root-only), about once
+a second, under a sequence counter (odd while writing). ``scx_pyland --monitor N``
+and ``--stats N`` read it and print one line per interval; counters are shown as
+per-interval deltas, gauges as they are.
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+import struct
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+DEFAULT_PATH = Path(os.environ.get("SCX_PYLAND_RUN_DIR", "/run/scx_pyland")) / "stats"
+
+MAGIC = b"PYLANDST"
+VERSION = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Field:
+    name: str
+    kind: str        # "counter" (shown as a delta per interval) or "gauge"
+    help: str
+
+
+FIELDS: tuple[Field, ...] = (
+    Field("nr_user_dispatches", "counter", "tasks dispatched as the Python policy decided"),
+    Field("nr_kernel_dispatches", "counter", "tasks dispatched by the BPF side itself (kernel threads)"),
+    Field("nr_sched_congested", "counter", "tasks dispatched by the BPF side because the ring to the worker was full"),
+    Field("nr_cancel_dispatches", "counter", "policy decisions dropped: the task was re-enqueued meanwhile"),
+    Field("nr_bounce_dispatches", "counter", "policy decisions for a CPU the task may not use (sent to any CPU)"),
+    Field("nr_failed_dispatches", "counter", "policy decisions for a task that had exited"),
+    Field("nr_policy_dispatches", "counter", "decisions the policy sent to the kernel"),
+    Field("nr_page_faults", "counter", "the worker's page faults (should stay flat while attached)"),
+    Field("nr_queued", "gauge", "tasks queued for the worker, not yet read"),
+    Field("nr_pending", "gauge", "tasks the policy holds without a decision"),
+    Field("nr_running", "gauge", "tasks running on a CPU"),
+    Field("nr_online_cpus", "gauge", "online CPUs"),
+)
+FIELD_NAMES = tuple(f.name for f in FIELDS)
+# magic, version, writer pid, sequence, time (ns, CLOCK_MONOTONIC), then the fields.
+LAYOUT = struct.Struct(f"<8sIIQQ{len(FIELDS)}Q")
+VALUES = struct.Struct(f"<{len(FIELDS)}Q")
+VALUES_OFFSET = struct.calcsize("<8sIIQQ")
+SEQ_OFFSET = struct.calcsize("<8sII")
+
+
+def help_text() -> str:
+    width = max(len(f.name) for f in FIELDS)
+    lines = ["Statistics (--stats N, --monitor N): counters are per-interval deltas, gauges as they are."]
+    lines += [f"  {f.name:<{width}}  {f.kind:<7}  {f.help}" for f in FIELDS]
+    return "\n".join(lines)
+
+
+class StatsWriter:
+    """The worker's side: one mmap, rewritten in place; no allocation per publish."""
+
+    def __init__(self, path: Path = DEFAULT_PATH) -> None:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.chmod(path.parent, 0o700)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            os.ftruncate(fd, LAYOUT.size)
+            self.map = mmap.mmap(fd, LAYOUT.size)
+        finally:
+            os.close(fd)
+        self.path = path
+        self.seq = 0
+        LAYOUT.pack_into(self.map, 0, MAGIC, VERSION, os.getpid(), 0, time.monotonic_ns(), *([0] * len(FIELDS)))
+
+    def publish(self, values: tuple[int, ...]) -> None:
+        """values: one per FIELDS entry, in order."""
+        self.seq += 1
+        struct.pack_into("<Q", self.map, SEQ_OFFSET, self.seq * 2 - 1)    # odd: writing
+        struct.pack_into("<Q", self.map, SEQ_OFFSET + 8, time.monotonic_ns())
+        VALUES.pack_into(self.map, VALUES_OFFSET, *values)
+        struct.pack_into("<Q", self.map, SEQ_OFFSET, self.seq * 2)         # even: done
+
+    def close(self) -> None:
+        self.map.close()
+        try:
+            self.path.unlink()
+        except OSError:
+            pass
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    pid: int
+    time_ns: int
+    values: dict[str, int]
+
+
+class NoScheduler(Exception):
+    """No running scheduler publishes statistics at the path."""
+
+
+def read_snapshot(path: Path = DEFAULT_PATH) -> Snapshot:
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise NoScheduler(f"no scx_pyland is running (no statistics at {path})") from None
+    except PermissionError:
+        raise NoScheduler(f"cannot read {path}: statistics are readable by root only") from None
+    for _ in range(100):
+        if len(data) != LAYOUT.size:
+            break
+        magic, version, pid, seq, time_ns, *values = LAYOUT.unpack(data)
+        if magic != MAGIC or version != VERSION:
+            break
+        if not os.path.exists(f"/proc/{pid}"):
+            raise NoScheduler(f"no scx_pyland is running (the writer of {path}, pid {pid}, is gone)")
+        if seq % 2 == 0:
+            return Snapshot(pid, time_ns, dict(zip(FIELD_NAMES, values)))
+        time.sleep(0.001)
+        data = path.read_bytes()
+    raise NoScheduler(f"{path} does not hold scx_pyland statistics")
+
+
+def format_line(prev: Snapshot | None, cur: Snapshot) -> str:
+    """One line: counters as deltas (and per second), gauges as they are."""
+    seconds = (cur.time_ns - prev.time_ns) / 1e9 if prev and cur.time_ns > prev.time_ns else 0.0
+    v = cur.values
+
+    def delta(name: str) -> int:
+        return v[name] - (prev.values[name] if prev else 0)
+
+    def rate(name: str) -> str:
+        d = delta(name)
+        return f"{d}" + (f" ({d / seconds:.0f}/s)" if seconds else "")
+
+    return (f"user {rate('nr_user_dispatches')} kernel {delta('nr_kernel_dispatches')} "
+            f"congested {delta('nr_sched_congested')} cancel {delta('nr_cancel_dispatches')} "
+            f"bounce {delta('nr_bounce_dispatches')} fail {delta('nr_failed_dispatches')} | "
+            f"policy {rate('nr_policy_dispatches')} pending {v['nr_pending']} queued {v['nr_queued']} "
+            f"running {v['nr_running']}/{v['nr_online_cpus']} | page faults +{delta('nr_page_faults')}")

@@ -1,0 +1,122 @@
+"""The rustland policy's four rules, fed records as bytes through the real decoder."""
+
+from __future__ import annotations
+
+import pytest
+
+from scx_pyland import _bpf
+from scx_pyland.policies.rustland import RustlandPolicy
+from scx_pyland.policy import PolicyConfig
+from records import queued_bytes
+
+SLICE_MAX = 20_000_000
+SLICE_MIN = 1_000_000
+CONFIG = PolicyConfig(slice_ns=SLICE_MAX, slice_min_ns=SLICE_MIN, nr_cpus=2)
+
+
+def enqueue(policy, *records: bytes) -> None:
+    policy.enqueue(_bpf.decode_queued(b"".join(records)))
+
+
+def drain(policy) -> list[_bpf.DispatchedTask]:
+    out = []
+    while policy.nr_pending:
+        out += policy.dispatch()
+    return out
+
+
+def test_a_new_task_starts_at_the_global_vruntime():
+    policy = RustlandPolicy(CONFIG)
+    policy.vruntime_now = 5_000_000
+    enqueue(policy, queued_bytes(1, vtime=0, exec_runtime=0))
+    [d] = drain(policy)
+    assert d.vtime == 5_000_000
+
+
+def test_a_sleeper_earns_at_most_one_maximum_slice_of_credit():
+    policy = RustlandPolicy(CONFIG)
+    policy.vruntime_now = 100 * SLICE_MAX
+    enqueue(policy, queued_bytes(1, vtime=1, exec_runtime=0))
+    [d] = drain(policy)
+    assert d.vtime == 100 * SLICE_MAX - SLICE_MAX
+
+
+def test_a_recent_vtime_is_kept():
+    policy = RustlandPolicy(CONFIG)
+    policy.vruntime_now = 10 * SLICE_MAX
+    enqueue(policy, queued_bytes(1, vtime=10 * SLICE_MAX - 5, exec_runtime=0))
+    [d] = drain(policy)
+    assert d.vtime == 10 * SLICE_MAX - 5
+
+
+def test_the_last_run_is_charged_scaled_by_weight_to_task_and_global_vruntime():
+    policy = RustlandPolicy(CONFIG)
+    policy.vruntime_now = 1_000
+    # Ran 3 ms at weight 200 (a higher priority): charged 1.5 ms.
+    enqueue(policy, queued_bytes(1, vtime=1_000, start_ts=10_000_000, stop_ts=13_000_000, weight=200))
+    [d] = drain(policy)
+    assert d.vtime == 1_000 + 1_500_000
+    assert policy.vruntime_now == 1_000 + 1_500_000
+
+
+def test_the_deadline_adds_the_cpu_time_since_the_last_sleep():
+    policy = RustlandPolicy(CONFIG)
+    enqueue(policy, queued_bytes(1, vtime=0, exec_runtime=7_000_000))
+    [d] = drain(policy)
+    assert d.vtime == 7_000_000
+
+
+def test_the_deadline_is_capped_at_100_maximum_slices():
+    policy = RustlandPolicy(CONFIG)
+    enqueue(policy, queued_bytes(1, vtime=0, exec_runtime=10**15))
+    [d] = drain(policy)
+    assert d.vtime == 100 * SLICE_MAX
+
+
+def test_the_earliest_deadline_runs_first():
+    policy = RustlandPolicy(CONFIG)
+    enqueue(policy, queued_bytes(1, exec_runtime=9_000_000), queued_bytes(2, exec_runtime=1_000),
+            queued_bytes(3, exec_runtime=5_000_000))
+    assert [d.pid for d in drain(policy)] == [2, 3, 1]
+
+
+def test_equal_deadlines_go_by_arrival_then_pid():
+    policy = RustlandPolicy(CONFIG)
+    enqueue(policy, queued_bytes(30), queued_bytes(20))
+    enqueue(policy, queued_bytes(10))
+    assert [d.pid for d in drain(policy)] == [20, 30, 10]
+
+
+def test_one_task_is_dispatched_per_cycle_and_the_rest_stay_pending():
+    policy = RustlandPolicy(CONFIG)
+    enqueue(policy, queued_bytes(1), queued_bytes(2), queued_bytes(3))
+    assert len(policy.dispatch()) == 1
+    assert policy.nr_pending == 2
+
+
+@pytest.mark.parametrize("weight, slice_ns", [(100, SLICE_MIN), (200, 2 * SLICE_MIN), (50, SLICE_MIN // 2)])
+def test_the_slice_is_the_minimum_scaled_by_weight(weight, slice_ns):
+    policy = RustlandPolicy(CONFIG)
+    enqueue(policy, queued_bytes(1, weight=weight))
+    [d] = drain(policy)
+    assert d.slice_ns == slice_ns
+
+
+def test_any_cpu_by_default_and_the_previous_cpu_with_percpu_local():
+    default, local = RustlandPolicy(CONFIG), RustlandPolicy(PolicyConfig(percpu_local=True))
+    enqueue(default, queued_bytes(1, cpu=1))
+    enqueue(local, queued_bytes(1, cpu=1))
+    assert drain(default)[0].cpu == _bpf.RL_CPU_ANY
+    assert drain(local)[0].cpu == 1
+
+
+def test_the_enqueue_generation_is_copied():
+    policy = RustlandPolicy(CONFIG)
+    enqueue(policy, queued_bytes(1, enq_cnt=77))
+    assert drain(policy)[0].enq_cnt == 77
+
+
+def test_two_generations_of_one_task_can_wait_together():
+    policy = RustlandPolicy(CONFIG)
+    enqueue(policy, queued_bytes(1, enq_cnt=1), queued_bytes(1, enq_cnt=2))
+    assert sorted(d.enq_cnt for d in drain(policy)) == [1, 2]
