@@ -1,0 +1,86 @@
+"""The rustland policy (the default), a user's policy from examples/, and live
+statistics, on a real sched_ext kernel."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+from conftest import record_result, wait_for_state
+
+EXAMPLE = Path(os.environ.get("SCX_PYLAND_SRC", "/src/scx_pyland")) / "examples" / "lowest_pid_first.py"
+SECONDS = int(os.environ.get("SCX_PYLAND_STRESS_SECONDS", "30"))
+
+
+def check_clean_exit(run, policy: str) -> dict[str, str]:
+    """SIGTERM: exit 0, detached, and every decision of the policy was taken by the BPF side."""
+    assert run.stop(signal.SIGTERM) == 0, run.diagnosis()
+    assert wait_for_state("disabled", 30)
+    report = run.report()
+    assert report["policy"] == policy, report
+    taken = int(report["user"]) + int(report["cancelled"]) + int(report["failed"])
+    assert int(report["policy_dispatched"]) == taken, report
+    assert int(report["user"]) > 0, report
+    return report
+
+
+def test_rustland_holds_stress_cpu(start_scx, tmp_path):
+    run = start_scx()   # the default policy
+    stress = subprocess.run(["stress-ng", "--cpu", str(2 * os.cpu_count()), "-t", f"{SECONDS}s"],
+                            capture_output=True, text=True, timeout=SECONDS + 300, cwd=tmp_path)
+    assert stress.returncode == 0, stress.stderr
+    run.assert_attached()
+    report = check_clean_exit(run, "rustland")
+    record_result("rustland_stress_cpu", {k: report[k] for k in ("policy_dispatched", "user", "kernel", "congested", "cancelled")})
+
+
+def test_rustland_holds_hackbench(start_scx, tmp_path):
+    run = start_scx("--policy", "rustland")
+    started = time.monotonic()
+    bench = subprocess.run(["hackbench", "-g", "4", "-l", "100"], capture_output=True, text=True,
+                           timeout=600, cwd=tmp_path)
+    assert bench.returncode == 0, bench.stderr
+    run.assert_attached()
+    report = check_clean_exit(run, "rustland")
+    record_result("rustland_hackbench", {"wall_s": round(time.monotonic() - started, 2),
+                                         "hackbench": bench.stdout.strip().splitlines()[-1],
+                                         **{k: report[k] for k in ("policy_dispatched", "user", "kernel")}})
+
+
+def test_monitor_reads_the_running_schedulers_stats(start_scx):
+    run = start_scx("--policy", "fifo")
+    out = subprocess.run(["timeout", "-s", "INT", "20", "scx_pyland", "--monitor", "1"],
+                         capture_output=True, text=True, timeout=120)
+    lines = [l for l in out.stdout.splitlines() if l.startswith("user ")]
+    assert len(lines) >= 2, out.stdout + out.stderr
+    assert re.search(r"running \d+/\d+", lines[-1])
+    run.assert_attached()
+    check_clean_exit(run, "fifo")
+    # After the scheduler stops, the monitor says so.
+    after = subprocess.run(["scx_pyland", "--monitor", "1"], capture_output=True, text=True, timeout=120)
+    assert after.returncode == 1 and "no scx_pyland is running" in after.stderr
+
+
+def test_stats_lines_show_flat_page_faults_while_attached(start_scx, tmp_path):
+    run = start_scx("--policy", "fifo", "--stats", "1")
+    subprocess.run(["stress-ng", "--cpu", str(2 * os.cpu_count()), "-t", "10s"],
+                   capture_output=True, timeout=300, cwd=tmp_path)
+    check_clean_exit(run, "fifo")
+    faults = [int(m) for m in re.findall(r"page faults \+(\d+)", run.output)]
+    assert len(faults) >= 4, run.output
+    # The first line counts everything since start-up; after it memory is locked and
+    # preallocated, so the worker should not fault.
+    record_result("page_faults_per_second", {"after_first_line": faults[1:]})
+    assert sum(faults[1:]) <= 20, run.output
+
+
+def test_a_user_policy_from_examples_schedules(start_scx, tmp_path):
+    run = start_scx("--policy", f"{EXAMPLE}:LowestPidFirst")
+    subprocess.run(["stress-ng", "--cpu", str(2 * os.cpu_count()), "-t", "10s"],
+                   capture_output=True, timeout=300, cwd=tmp_path)
+    run.assert_attached()
+    check_clean_exit(run, "lowest-pid-first")
