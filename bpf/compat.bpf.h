@@ -35,9 +35,9 @@ void bpf_task_release(struct task_struct *p) __ksym;
 bool bpf_cpumask_test_cpu(u32 cpu, const struct cpumask *cpumask) __ksym;
 void bpf_rcu_read_lock(void) __ksym;
 void bpf_rcu_read_unlock(void) __ksym;
-int bpf_iter_scx_dsq_new(struct bpf_iter_scx_dsq *it, u64 dsq_id, u64 flags) __ksym;
-struct task_struct *bpf_iter_scx_dsq_next(struct bpf_iter_scx_dsq *it) __ksym;
-void bpf_iter_scx_dsq_destroy(struct bpf_iter_scx_dsq *it) __ksym;
+int bpf_iter_scx_dsq_new(struct bpf_iter_scx_dsq *it, u64 dsq_id, u64 flags) __ksym __weak;
+struct task_struct *bpf_iter_scx_dsq_next(struct bpf_iter_scx_dsq *it) __ksym __weak;
+void bpf_iter_scx_dsq_destroy(struct bpf_iter_scx_dsq *it) __ksym __weak;
 bool scx_bpf_dsq_move(struct bpf_iter_scx_dsq *it__iter, struct task_struct *p, u64 dsq_id, u64 enq_flags) __ksym;
 /* Inside bpf_for_each(scx_dsq, ...): the iterator, which scx_bpf_dsq_move() takes. */
 #define BPF_FOR_EACH_ITER	(&___it)
@@ -102,11 +102,12 @@ static inline bool dsq_move_to_local(u64 dsq_id)
 }
 
 /*
- * Kick a CPU. Debian's 7.2.12 kernel cannot link it: the kernel flags
+ * Kick a CPU. Debian's 7.1.13 and 7.2.12 kernels cannot link it: the kernel flags
  * scx_bpf_kick_cpu KF_IMPLICIT_ARGS, so the verifier reads its prototype from
- * scx_bpf_kick_cpu_impl, which that kernel's BTF lacks (the BTF has only the
- * internal three-argument prototype). The declaration then does not match, stays
- * unresolved, and callers fall back to ways that need no kick (see pyland.bpf.c).
+ * scx_bpf_kick_cpu_impl, which those kernels' BTF lacks (the BTF has only the
+ * internal prototype with the trailing `aux`). The declaration then does not
+ * match, stays unresolved, and callers fall back to ways that need no kick (see
+ * pyland.bpf.c). Debian's 7.1.13 has the same defect for bpf_iter_scx_dsq_new.
  */
 void scx_bpf_kick_cpu___compat(s32 cpu, u64 flags) __ksym __weak;
 
@@ -119,6 +120,12 @@ static inline void kick_cpu(s32 cpu, u64 flags)
 {
 	if (can_kick_cpus())
 		scx_bpf_kick_cpu___compat(cpu, flags);
+}
+
+/* Whether DSQs can be iterated (and tasks moved out of them), see above. */
+static inline bool can_iterate_dsqs(void)
+{
+	return bpf_ksym_exists(bpf_iter_scx_dsq_new);
 }
 
 #define BPF_STRUCT_OPS(name, args...) SEC("struct_ops/" #name) BPF_PROG(name, ##args)

@@ -16,7 +16,7 @@
  *
  * Limits: no idle-CPU selection of our own yet (the kernel's default picks the
  * wake-up CPU); on a kernel whose scx_bpf_kick_cpu cannot be linked (Debian's
- * 7.2.12, see compat.bpf.h) targeted dispatches go to the CPU's local DSQ in FIFO
+ * 7.1.13 and 7.2.12, see compat.bpf.h) targeted dispatches go to the CPU's local DSQ in FIFO
  * order instead of its vtime-ordered DSQ. The kernel watchdog ejects the scheduler
  * if the worker stalls, and every task then falls back to the default scheduler.
  */
@@ -383,16 +383,20 @@ s32 BPF_STRUCT_OPS(pyland_init_task, struct task_struct *p, struct scx_init_task
  * The heartbeat: once a second, a worker that is waiting in its DSQ gets a CPU, so
  * that it notices signals and exits even on an idle system (and the watchdog never
  * sees it wait). It moves the worker to the local DSQ of the CPU it last ran on
- * (or an idle one); the kernel wakes that CPU if it is idle. This needs no kick,
- * which some kernels cannot do (compat.bpf.h).
+ * (or an idle one), and the kernel wakes that CPU if it is idle; where DSQs cannot
+ * be iterated it kicks that CPU instead. On a kernel that can do neither (Debian's
+ * 7.1.13, compat.bpf.h) worker_needed alone makes the next ops.dispatch on any
+ * CPU run the worker.
  */
 static int heartbeat_fn(void *map, int *key, struct bpf_timer *timer)
 {
 	struct task_struct *p;
 	s32 cpu = worker_cpu;
 
-	if (!worker_running) {
-		worker_needed = true;
+	if (worker_running)
+		goto out;
+	worker_needed = true;
+	if (can_iterate_dsqs()) {
 		/* A timer callback is no RCU read section by itself (6.16 insists). */
 		bpf_rcu_read_lock();
 		bpf_for_each(scx_dsq, p, WORKER_DSQ, 0) {
@@ -403,7 +407,10 @@ static int heartbeat_fn(void *map, int *key, struct bpf_timer *timer)
 			break;
 		}
 		bpf_rcu_read_unlock();
+	} else {
+		kick_cpu(cpu, SCX_KICK_IDLE);
 	}
+out:
 	bpf_timer_start(timer, HEARTBEAT_NS, 0);
 	return 0;
 }

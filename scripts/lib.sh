@@ -32,8 +32,8 @@ trap '_on_err $? $LINENO' ERR
 
 need_root() { [ "$(id -u)" = 0 ] || die "must run as root (it builds a chroot and boots VMs)"; }
 
-# The default kernel is the first line of kernels.list.
-kernels() { grep -vE '^\s*(#|$)' "$KERNELS_LIST" | awk '{print $1}'; }
+# kernels [ROLE]: the kernels of kernels.list (with that role); the first is the default.
+kernels() { grep -vE '^\s*(#|$)' "$KERNELS_LIST" | awk -v role="${1:-}" 'role == "" || $3 == role {print $1}'; }
 default_kernel() { kernels | head -n 1; }
 
 # Run a command inside the toolbox. The chroot's mounts (proc, sys, dev and the

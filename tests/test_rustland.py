@@ -61,16 +61,27 @@ def test_the_last_run_is_charged_scaled_by_weight_to_task_and_global_vruntime():
 
 def test_the_deadline_adds_the_cpu_time_since_the_last_sleep():
     policy = RustlandPolicy(CONFIG)
-    enqueue(policy, queued_bytes(1, vtime=0, exec_runtime=7_000_000))
-    [d] = drain(policy)
-    assert d.vtime == 7_000_000
+    # Same vruntime; 2 used 7 ms since it slept, 1 used 6 ms: 1 runs first.
+    enqueue(policy, queued_bytes(2, vtime=0, exec_runtime=7_000_000),
+            queued_bytes(1, vtime=0, exec_runtime=6_000_000))
+    assert [d.pid for d in drain(policy)] == [1, 2]
 
 
 def test_the_deadline_is_capped_at_100_maximum_slices():
     policy = RustlandPolicy(CONFIG)
-    enqueue(policy, queued_bytes(1, vtime=0, exec_runtime=10**15))
+    policy.vruntime_now = 200 * SLICE_MAX
+    # A CPU hog (huge exec_runtime) at vruntime V is capped at V + 100 slices, so it
+    # runs before a task whose vruntime is 101 slices later.
+    enqueue(policy, queued_bytes(1, vtime=200 * SLICE_MAX, exec_runtime=10**15),
+            queued_bytes(2, vtime=200 * SLICE_MAX + 101 * SLICE_MAX, exec_runtime=0))
+    assert [d.pid for d in drain(policy)] == [1, 2]
+
+
+def test_the_vtime_sent_back_is_the_vruntime_not_the_deadline():
+    policy = RustlandPolicy(CONFIG)
+    enqueue(policy, queued_bytes(1, vtime=0, exec_runtime=7_000_000))
     [d] = drain(policy)
-    assert d.vtime == 100 * SLICE_MAX
+    assert d.vtime == 0
 
 
 def test_the_earliest_deadline_runs_first():

@@ -33,7 +33,7 @@ def snapshot(pid: int) -> dict[str, str]:
         "worker_state": next((l for l in status.splitlines() if l.startswith("State:")), status),
         "worker_wchan": read(f"/proc/{pid}/wchan"),
         "worker_stack": read(f"/proc/{pid}/stack"),
-        "dmesg_tail": subprocess.run(["dmesg"], capture_output=True, text=True).stdout[-6000:],
+        "dmesg_tail": subprocess.run(["dmesg"], capture_output=True, text=True).stdout[-3000:],
     }
 
 

@@ -10,6 +10,12 @@
 4. Each cycle the task with the earliest deadline (then the earliest arrival, then
    the lowest pid) is dispatched, with the minimum slice scaled by its weight, on
    any CPU (or on the CPU it last ran on, with --percpu-local).
+
+One departure from scx_rustland: the vtime sent back with a task is its vruntime,
+not its deadline. The kernel reports that vtime at the task's next enqueue, where
+rule 1 starts from it; a deadline there would add the task's exec_runtime to its
+vruntime again every cycle, so CPU-bound tasks ran away from vruntime_now and
+starved until the watchdog fired (seen under hackbench in a guest).
 """
 
 from __future__ import annotations
@@ -26,9 +32,9 @@ class RustlandPolicy(Policy):
     def __init__(self, config: PolicyConfig) -> None:
         super().__init__(config)
         self.vruntime_now = 0
-        # (deadline, arrival ns, pid, enq_cnt, task): heapq keeps the earliest
-        # first; enq_cnt tells apart two generations of one task.
-        self.pending: list[tuple[int, int, int, int, QueuedTask]] = []
+        # (deadline, arrival ns, pid, enq_cnt, vruntime, task): heapq keeps the
+        # earliest first; enq_cnt tells apart two generations of one task.
+        self.pending: list[tuple[int, int, int, int, int, QueuedTask]] = []
 
     def enqueue(self, tasks: list[QueuedTask]) -> None:
         slice_max = self.config.slice_ns
@@ -49,19 +55,19 @@ class RustlandPolicy(Policy):
 
             # Rule 3: the deadline favours tasks that use little CPU between sleeps.
             deadline = vruntime + min(task.exec_runtime, 100 * slice_max)
-            heapq.heappush(self.pending, (deadline, arrival, task.pid, task.enq_cnt, task))
+            heapq.heappush(self.pending, (deadline, arrival, task.pid, task.enq_cnt, vruntime, task))
         self.vruntime_now = vruntime_now
 
     def dispatch(self) -> list[DispatchedTask]:
         if not self.pending:
             return []
         # Rule 4: the earliest deadline runs next, for a slice scaled by its weight.
-        deadline, _, pid, _, task = heapq.heappop(self.pending)
+        _, _, pid, _, vruntime, task = heapq.heappop(self.pending)
         return [DispatchedTask(
             pid=pid,
             cpu=task.cpu if self.config.percpu_local else RL_CPU_ANY,
             slice_ns=self.config.slice_min_ns * task.weight // 100,
-            vtime=deadline,
+            vtime=vruntime,
             enq_cnt=task.enq_cnt,
         )]
 
