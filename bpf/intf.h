@@ -29,6 +29,16 @@ enum pyland_consts {
 	EXIT_REASON_LEN = 128,
 	EXIT_MSG_LEN = 1024,
 	EXIT_DUMP_MAX = 32768,
+	/* Tasks one run of the select_cpus syscall program handles. */
+	SELECT_BATCH_MAX = 256,
+};
+
+/* Cache-domain levels of the idle-CPU masks (see enable_sibling_cpu). */
+enum pyland_domain_level {
+	DOMAIN_SMT = 0,
+	DOMAIN_L2 = 1,
+	DOMAIN_L3 = 2,
+	NR_DOMAIN_LEVELS = 3,
 };
 
 /* dispatched_task.flags */
@@ -60,6 +70,14 @@ struct dispatched_task {
 	u64 slice_ns;		/* time slice; 0 = the default slice */
 	u64 vtime;		/* order within the target DSQ; kept for the next enqueue */
 	u64 enq_cnt;		/* queued_task.enq_cnt, unchanged */
+};
+
+/* One request to the select_cpus syscall program (in .bss: select_reqs[]). */
+struct select_cpu_req {
+	s32 pid;		/* in: the task */
+	s32 prev_cpu;		/* in: where it last ran */
+	s32 cpu;		/* out: an idle CPU it may use, or -1 (-ESRCH: no such task) */
+	s32 _pad;
 };
 
 /* What ops.exit recorded, read by user space once the scheduler is gone. */

@@ -14,8 +14,12 @@
  * left off, so the kernel dispatches them locally without asking us). If the ring
  * is full, a task goes straight to the shared DSQ and the congestion is counted.
  *
- * Limits: no idle-CPU selection of our own yet (the kernel's default picks the
- * wake-up CPU); on a kernel whose scx_bpf_kick_cpu cannot be linked (Debian's
+ * Idle CPUs: on wake-up, select_cpu looks for an idle CPU near the task's last one
+ * (a whole idle core first on SMT machines, then its L2 and L3 cache domains) and,
+ * when nobody waits in user space, dispatches the task there directly. The policy
+ * can ask the same question for many tasks at once (the select_cpus program).
+ *
+ * Limits: on a kernel whose scx_bpf_kick_cpu cannot be linked (Debian's
  * 7.1.13 and 7.2.12, see compat.bpf.h) targeted dispatches go to the CPU's local DSQ in FIFO
  * order instead of its vtime-ordered DSQ. The kernel watchdog ejects the scheduler
  * if the worker stalls, and every task then falls back to the default scheduler.
@@ -35,6 +39,8 @@ char _license[] SEC("license") = "GPL";
 
 /* Settings user space fills before load. */
 const volatile u64 slice_ns = 20ULL * 1000 * 1000;	/* default time slice */
+const volatile bool smt_enabled;			/* some core has several CPUs */
+const volatile bool direct_dispatch = true;		/* select_cpu may dispatch to an idle CPU */
 
 /* The worker's global tgid, set by the register_worker syscall program. */
 u32 worker_tgid;
@@ -92,6 +98,36 @@ struct {
 	__type(key, int);
 	__type(value, struct task_ctx);
 } task_ctx_stor SEC(".maps");
+
+/*
+ * Cache domains: for each level and CPU, the CPUs sharing that level with it, key
+ * level * MAX_CPUS + cpu. User space fills them from sysfs before attaching
+ * (enable_sibling_cpu); a CPU whose masks are missing is simply not preferred.
+ */
+struct domain_mask {
+	struct bpf_cpumask __kptr *mask;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, NR_DOMAIN_LEVELS * MAX_CPUS);
+	__type(key, u32);
+	__type(value, struct domain_mask);
+} cpu_domains SEC(".maps");
+
+/* A scratch cpumask per CPU for select_cpu (created on first use). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, u32);
+	__type(value, struct domain_mask);
+} scratch_mask SEC(".maps");
+
+/* Arguments and results of the syscall programs, written and read through .bss. */
+struct select_cpu_req select_reqs[SELECT_BATCH_MAX];
+u32 nr_select_reqs;
+s32 domain_level, domain_cpu, domain_sibling;
+u64 domain_bits[MAX_CPUS / 64];
 
 struct heartbeat {
 	struct bpf_timer timer;
@@ -176,6 +212,86 @@ static void insert_anywhere(struct task_struct *p, u64 slice, u64 vtime, u64 enq
 		dsq_insert_vtime(p, SHARED_DSQ, slice, vtime, enq_flags);
 }
 
+static const struct cpumask *cast_mask(struct bpf_cpumask *mask)
+{
+	return (const struct cpumask *)mask;
+}
+
+static struct domain_mask *lookup_domain(s32 level, s32 cpu)
+{
+	u32 key = level * MAX_CPUS + cpu;
+
+	if (cpu < 0 || cpu >= MAX_CPUS || level < 0 || level >= NR_DOMAIN_LEVELS)
+		return NULL;
+	return bpf_map_lookup_elem(&cpu_domains, &key);
+}
+
+/*
+ * An idle CPU in @level's domain of @prev_cpu that @p may use (its whole core idle
+ * with SCX_PICK_IDLE_CORE), claimed; -1 if none. @tmp is scratch space.
+ */
+static s32 pick_idle_in_domain(const struct task_struct *p, s32 prev_cpu, s32 level,
+			       struct bpf_cpumask *tmp, u64 flags)
+{
+	struct domain_mask *d = lookup_domain(level, prev_cpu);
+	struct bpf_cpumask *domain;
+
+	if (!d)
+		return -1;
+	domain = d->mask;
+	if (!domain)
+		return -1;
+	bpf_cpumask_and(tmp, cast_mask(domain), p->cpus_ptr);
+	return scx_bpf_pick_idle_cpu(cast_mask(tmp), flags);
+}
+
+/*
+ * Pick an idle CPU for @p, nearest to @prev_cpu first: with SMT, a whole idle core
+ * (in prev's core, then its L2, then its L3, then anywhere); then any idle CPU
+ * (prev itself, then its L2, its L3, anywhere). The CPU returned is claimed (no
+ * longer idle for the next pick); -1 if no CPU @p may use is idle.
+ */
+static s32 pick_idle_cpu(const struct task_struct *p, s32 prev_cpu, struct bpf_cpumask *tmp)
+{
+	s32 cpu;
+
+	if (smt_enabled) {
+		if ((cpu = pick_idle_in_domain(p, prev_cpu, DOMAIN_SMT, tmp, SCX_PICK_IDLE_CORE)) >= 0 ||
+		    (cpu = pick_idle_in_domain(p, prev_cpu, DOMAIN_L2, tmp, SCX_PICK_IDLE_CORE)) >= 0 ||
+		    (cpu = pick_idle_in_domain(p, prev_cpu, DOMAIN_L3, tmp, SCX_PICK_IDLE_CORE)) >= 0 ||
+		    (cpu = scx_bpf_pick_idle_cpu(p->cpus_ptr, SCX_PICK_IDLE_CORE)) >= 0)
+			return cpu;
+	}
+	if (prev_cpu >= 0 && bpf_cpumask_test_cpu(prev_cpu, p->cpus_ptr) &&
+	    scx_bpf_test_and_clear_cpu_idle(prev_cpu))
+		return prev_cpu;
+	if ((cpu = pick_idle_in_domain(p, prev_cpu, DOMAIN_L2, tmp, 0)) >= 0 ||
+	    (cpu = pick_idle_in_domain(p, prev_cpu, DOMAIN_L3, tmp, 0)) >= 0)
+		return cpu;
+	return scx_bpf_pick_idle_cpu(p->cpus_ptr, 0);
+}
+
+/* This CPU's scratch mask, created the first time; NULL if out of memory. */
+static struct bpf_cpumask *this_cpu_scratch(void)
+{
+	u32 key = 0;
+	struct domain_mask *s = bpf_map_lookup_elem(&scratch_mask, &key);
+	struct bpf_cpumask *mask, *old;
+
+	if (!s)
+		return NULL;
+	mask = s->mask;
+	if (mask)
+		return mask;
+	mask = bpf_cpumask_create();
+	if (!mask)
+		return NULL;
+	old = bpf_kptr_xchg(&s->mask, mask);
+	if (old)
+		bpf_cpumask_release(old);
+	return s->mask;
+}
+
 /* Send @p to the worker. False if the ring is full. */
 static bool queue_to_user(struct task_struct *p, u64 enq_flags)
 {
@@ -209,14 +325,25 @@ static bool queue_to_user(struct task_struct *p, u64 enq_flags)
 
 s32 BPF_STRUCT_OPS(pyland_select_cpu, struct task_struct *p, s32 prev_cpu, u64 wake_flags)
 {
-	bool is_idle = false;
+	struct bpf_cpumask *tmp = this_cpu_scratch();
+	s32 cpu;
+
+	if (!tmp)
+		return prev_cpu;
+	cpu = pick_idle_cpu(p, prev_cpu, tmp);
+	if (cpu < 0)
+		return prev_cpu;
 
 	/*
-	 * This only picks the runqueue the task is enqueued on; where it runs is the
-	 * worker's decision. The kernel's default prefers an idle CPU, which kernel
-	 * threads (dispatched locally in ops.enqueue) profit from.
+	 * An idle CPU and nobody waiting in user space: run @p there now, as the
+	 * worker would (and without the round trip). The worker never goes this way:
+	 * it runs from its own DSQ.
 	 */
-	return scx_bpf_select_cpu_dfl(p, prev_cpu, wake_flags, &is_idle);
+	if (direct_dispatch && !is_worker(p) && !worker_has_work()) {
+		dsq_insert(p, SCX_DSQ_LOCAL, slice_ns, 0);
+		stat_inc(&nr_kernel_dispatches);
+	}
+	return cpu;
 }
 
 void BPF_STRUCT_OPS(pyland_enqueue, struct task_struct *p, u64 enq_flags)
@@ -472,6 +599,85 @@ SEC("syscall")
 int register_worker(void *ctx)
 {
 	worker_tgid = bpf_get_current_pid_tgid() >> 32;
+	return 0;
+}
+
+/*
+ * Pick idle CPUs for the tasks of select_reqs[0..nr_select_reqs), as select_cpu
+ * would: the policy's select_cpu helper. One run serves a whole batch.
+ */
+SEC("syscall")
+int select_cpus(void *ctx)
+{
+	struct bpf_cpumask *tmp = bpf_cpumask_create();
+	u32 i, nr = nr_select_reqs;
+
+	if (!tmp)
+		return -ENOMEM;
+	bpf_rcu_read_lock();
+	bpf_for(i, 0, nr < SELECT_BATCH_MAX ? nr : SELECT_BATCH_MAX) {
+		struct select_cpu_req *req = &select_reqs[i];
+		struct task_struct *p = bpf_task_from_pid(req->pid);
+
+		if (!p) {
+			req->cpu = -ESRCH;
+			continue;
+		}
+		req->cpu = pick_idle_cpu(p, req->prev_cpu, tmp);
+		bpf_task_release(p);
+	}
+	bpf_rcu_read_unlock();
+	bpf_cpumask_release(tmp);
+	return 0;
+}
+
+/* Add domain_sibling to the domain_level mask of domain_cpu (filled from sysfs). */
+SEC("syscall")
+int enable_sibling_cpu(void *ctx)
+{
+	struct domain_mask *d = lookup_domain(domain_level, domain_cpu);
+	struct bpf_cpumask *mask, *old;
+	s32 sibling = domain_sibling;
+
+	if (!d || sibling < 0 || sibling >= MAX_CPUS)
+		return -EINVAL;
+	if (!d->mask) {
+		mask = bpf_cpumask_create();
+		if (!mask)
+			return -ENOMEM;
+		old = bpf_kptr_xchg(&d->mask, mask);
+		if (old)
+			bpf_cpumask_release(old);
+	}
+	bpf_rcu_read_lock();
+	mask = d->mask;
+	if (mask)
+		bpf_cpumask_set_cpu(sibling, mask);
+	bpf_rcu_read_unlock();
+	return 0;
+}
+
+/* Debugging and tests: copy the domain_level mask of domain_cpu into domain_bits. */
+SEC("syscall")
+int read_domain(void *ctx)
+{
+	struct domain_mask *d = lookup_domain(domain_level, domain_cpu);
+	struct bpf_cpumask *mask;
+	u32 cpu;
+
+	bpf_for(cpu, 0, MAX_CPUS / 64)
+		domain_bits[cpu] = 0;
+	if (!d)
+		return -EINVAL;
+	bpf_rcu_read_lock();
+	mask = d->mask;
+	if (mask) {
+		bpf_for(cpu, 0, MAX_CPUS) {
+			if (bpf_cpumask_test_cpu(cpu, cast_mask(mask)))
+				domain_bits[cpu / 64] |= 1ULL << (cpu % 64);
+		}
+	}
+	bpf_rcu_read_unlock();
 	return 0;
 }
 
