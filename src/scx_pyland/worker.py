@@ -19,11 +19,11 @@ import signal
 import sys
 import time
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from scx_pyland import _bpf
-from scx_pyland.exits import ExitKind, WorkerStatus, is_error, kind_name
+from scx_pyland.exits import ExitKind, WorkerStatus, is_error, kind_name, write_exit_info
 from scx_pyland.policy import Policy
 
 # Records taken from the ring per cycle: enough for a burst of wake-ups, small
@@ -40,6 +40,11 @@ class WorkerOptions:
     exit_dump_len: int = 0
     partial: bool = False
     verbose: bool = False
+    exit_info: str | None = None    # where to write how it ended, for the supervisor
+    # Debug only (fault tests): after this many seconds, stop dispatching so the
+    # watchdog fires, or make the BPF side call scx_bpf_error().
+    debug_stall_after: float | None = None
+    debug_bpf_error_after: float | None = None
 
 
 class Worker:
@@ -52,12 +57,23 @@ class Worker:
         self.nr_dispatched = 0          # decisions the policy made that reached the ring
         self.backlog: list[_bpf.DispatchedTask] = []   # decisions the ring had no room for
         self.started = 0.0
+        self.exit_fields: dict[str, object] = {}    # how it ended, for the supervisor
 
     def request_stop(self, signum: int = 0, frame: object = None) -> None:
         self.stop_requested = True
 
     def run(self) -> int:
-        """Run to the end; returns a :class:`WorkerStatus`."""
+        """Run to the end; returns a :class:`WorkerStatus`. With ``exit_info`` set,
+        how it ended is also written there as JSON (after detaching)."""
+        status = self.run_attached()
+        if self.options.exit_info:
+            try:
+                write_exit_info(self.options.exit_info, status=int(status), **self.exit_fields)
+            except OSError as err:
+                log(f"warning: cannot write the exit info to {self.options.exit_info}: {err.strerror}")
+        return status
+
+    def run_attached(self) -> int:
         signal.signal(signal.SIGINT, self.request_stop)
         signal.signal(signal.SIGTERM, self.request_stop)
         try:
@@ -68,6 +84,7 @@ class Worker:
                 return self.attach_and_run()
         except _bpf.Error as err:
             log(f"error: {err}")
+            self.exit_fields = {"error": str(err)}
             return WorkerStatus.CANNOT_START
 
     def attach_and_run(self) -> int:
@@ -94,6 +111,7 @@ class Worker:
                 gc.enable()
                 log(f"error: the {self.policy.name} policy raised an exception; "
                     f"the scheduler is detached\n{traceback.format_exc()}")
+                self.exit_fields = {"error": traceback.format_exc(limit=0).strip()}
                 return WorkerStatus.POLICY_FAILED
             if self.stop_requested:
                 self.drain(sched)
@@ -102,6 +120,8 @@ class Worker:
         gc.enable()
         self.policy.on_exit()
         log(self.exit_report(info, counters))
+        self.exit_fields = {"kind": info.kind, "exit_code": info.exit_code,
+                            "reason": info.reason, "msg": info.msg}
         if info.dump and (is_error(info.kind) or self.options.verbose):
             log(info.dump)
         # Our own detach is the only way to an UNREG exit; anything else came from
@@ -111,7 +131,7 @@ class Worker:
     def loop(self, sched: _bpf.Scheduler) -> None:
         """The hot path. Everything it touches is bound to locals first."""
         policy = self.policy
-        schedule = policy.schedule
+        schedule = self.with_debug_faults(policy.schedule, sched)
         dequeue = sched.dequeue
         dispatch = sched.dispatch
         notify_complete = sched.notify_complete
@@ -132,6 +152,26 @@ class Worker:
                 notify_complete(policy.nr_pending + len(backlog))
         finally:
             self.nr_dispatched += nr_dispatched
+
+    def with_debug_faults(self, schedule: Callable[[list], list],
+                          sched: _bpf.Scheduler) -> Callable[[list], list]:
+        """Debug only (--debug-*): `schedule`, wrapped to inject a fault after a delay.
+        Without those options the loop calls the policy directly."""
+        stall_after = self.options.debug_stall_after
+        error_after = self.options.debug_bpf_error_after
+        if not (stall_after or error_after):
+            return schedule
+        start = time.monotonic()
+
+        def faulty(tasks: list) -> list:
+            elapsed = time.monotonic() - start
+            if error_after and elapsed >= error_after:
+                sched.debug_request_error()      # scx_bpf_error() on the next dispatch
+            decisions = schedule(tasks)
+            if stall_after and elapsed >= stall_after:
+                return []   # dropped: those tasks never run, and the watchdog fires
+            return decisions
+        return faulty
 
     def drain(self, sched: _bpf.Scheduler) -> None:
         """Before detaching on a stop: let the BPF side take what was sent."""
