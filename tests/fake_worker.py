@@ -11,6 +11,8 @@ A behaviour is a dict:
     kill: a signal to die by
     run: run until SIGINT/SIGTERM, then exit 0 (the signal goes to signals.log)
     hang: live on, ignoring SIGTERM; drop: the kernel drops the scheduler first
+    flash: attach and be dropped at once: enable_seq moves on, the state never
+           reads "enabled" (as when the kernel is quicker than the supervisor's poll)
     child: fork a child that sleeps (its pid goes to children.log)
     keep_enabled: leave the state "enabled" at exit (the kernel is slow to finish)
 """
@@ -36,8 +38,24 @@ plan = json.loads((plan_dir / "plan.json").read_text())
 starts = plan_dir / "starts.log"
 index = len(starts.read_text().splitlines()) if starts.exists() else 0
 step = plan[min(index, len(plan) - 1)]
+
+
+def stop(signum, frame):
+    append("signals.log", signal.Signals(signum).name)
+    state.write_text("disabled\n")
+    sys.exit(0)
+
+
+if step.get("run"):    # ready for the signal before the start is seen
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
 append("starts.log", str(os.getpid()))
-state.write_text("enabled\n")
+if step.get("flash"):
+    seq = plan_dir / "sched_ext" / "enable_seq"
+    seq.write_text(f"{int(seq.read_text()) + 1}\n")
+    state.write_text("disabling\n")
+else:
+    state.write_text("enabled\n")
 
 if step.get("child"):
     pid = os.fork()
@@ -47,12 +65,6 @@ if step.get("child"):
     append("children.log", str(pid))
 
 if step.get("run"):
-    def stop(signum, frame):
-        append("signals.log", signal.Signals(signum).name)
-        state.write_text("disabled\n")
-        sys.exit(0)
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
     while True:
         time.sleep(1)
 

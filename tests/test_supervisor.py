@@ -31,10 +31,12 @@ FAST = {"backoff_initial": 0.01, "backoff_max": 0.05, "poll_interval": 0.05,
 class Supervised:
     """The supervisor running over a plan of fake workers."""
 
-    def __init__(self, plan_dir: Path, plan: list[dict], **options: object) -> None:
+    def __init__(self, plan_dir: Path, plan: list[dict], enable_seq: bool = False, **options: object) -> None:
         self.dir = plan_dir
         (plan_dir / "sched_ext").mkdir(parents=True)
         (plan_dir / "sched_ext" / "state").write_text("disabled\n")
+        if enable_seq:
+            (plan_dir / "sched_ext" / "enable_seq").write_text("7\n")
         (plan_dir / "plan.json").write_text(json.dumps(plan))
         self.stderr = open(plan_dir / "stderr.log", "w")
         self.proc = subprocess.Popen(
@@ -57,7 +59,11 @@ class Supervised:
         return len(self.lines("starts.log"))
 
     def status(self) -> dict:
-        return json.loads((self.dir / "run" / "status.json").read_text())
+        """The status file; empty before the supervisor first wrote it."""
+        try:
+            return json.loads((self.dir / "run" / "status.json").read_text())
+        except FileNotFoundError:
+            return {}
 
     def wait_until(self, condition, timeout: float = 20) -> None:
         deadline = time.monotonic() + timeout
@@ -73,8 +79,8 @@ class Supervised:
 def supervise(tmp_path):
     runs: list[Supervised] = []
 
-    def start(plan: list[dict], **options: object) -> Supervised:
-        run = Supervised(tmp_path / f"plan{len(runs)}", plan, **options)
+    def start(plan: list[dict], enable_seq: bool = False, **options: object) -> Supervised:
+        run = Supervised(tmp_path / f"plan{len(runs)}", plan, enable_seq, **options)
         runs.append(run)
         return run
 
@@ -255,6 +261,13 @@ def test_a_frozen_worker_is_killed_once_the_kernel_dropped_the_scheduler(supervi
     assert run.starts() == 2
     assert "the worker is still alive: killing it" in run.log
     assert "restart 1: the kernel dropped the scheduler and the worker did not exit" in run.log
+
+
+def test_a_worker_dropped_before_the_supervisor_saw_it_attached_is_killed_too(supervise):
+    run = supervise([{"hang": True, "flash": True}, {"exit": 0}], enable_seq=True, disabled_timeout=0.5)
+    assert run.wait() == 0
+    assert run.starts() == 2
+    assert "sched_ext has read 'disabling'" in run.log
 
 
 def test_the_worker_s_children_are_killed_before_a_restart(supervise):

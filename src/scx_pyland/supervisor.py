@@ -255,7 +255,11 @@ class Supervisor:
         """Wait for the worker to exit; returns its status and whether we killed it
         because it hung after the kernel had dropped the scheduler."""
         pidfd = os.pidfd_open(proc.pid)
-        seen_enabled = False         # the state was `enabled` while this worker lived
+        # Whether this worker attached: a scheduler was enabled since it started (the
+        # kernel's enable_seq moved on), or we saw the state read `enabled`. The
+        # kernel may throw it out before we ever see `enabled`.
+        enable_seq = self.enable_seq()
+        seen_enabled = False
         dropped_since = None         # when the state stopped reading `enabled`
         kill_at = None               # a signalled worker that is not gone by then is killed
         frozen = False
@@ -282,7 +286,9 @@ class Supervisor:
                 state = self.sched_ext_state()
                 if state == "enabled":
                     seen_enabled, dropped_since = True, None
-                elif seen_enabled and not frozen:
+                elif not seen_enabled and enable_seq is not None:
+                    seen_enabled = (self.enable_seq() or 0) > enable_seq
+                if state != "enabled" and seen_enabled and not frozen:
                     dropped_since = dropped_since or now
                     if now - dropped_since >= self.options.frozen_grace:
                         log(f"sched_ext has read {state!r} for {now - dropped_since:.1f} s and the "
@@ -376,6 +382,13 @@ class Supervisor:
         try:
             return (self.options.sched_ext_dir / "state").read_text().strip()
         except OSError:
+            return None
+
+    def enable_seq(self) -> int | None:
+        """How many times a sched_ext scheduler was enabled since boot."""
+        try:
+            return int((self.options.sched_ext_dir / "enable_seq").read_text())
+        except (OSError, ValueError):
             return None
 
     @staticmethod
