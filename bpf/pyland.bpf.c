@@ -63,6 +63,12 @@ bool worker_needed;
 bool worker_running;
 s32 worker_cpu;
 
+/*
+ * Debug only (--debug-bpf-error-after): user space sets this to have the next
+ * ops.dispatch call scx_bpf_error(), to test recovery from an ERROR_BPF exit.
+ */
+bool debug_error_requested;
+
 struct exit_info exit_info;
 char exit_dump[EXIT_DUMP_MAX];
 
@@ -442,6 +448,11 @@ static long dispatch_one(struct bpf_dynptr *dynptr, void *ctx)
 
 void BPF_STRUCT_OPS(pyland_dispatch, s32 cpu, struct task_struct *prev)
 {
+	if (debug_error_requested) {
+		scx_bpf_error("debug: error requested by user space (--debug-bpf-error-after)");
+		return;
+	}
+
 	/* -EBUSY: another CPU is draining right now; it will do our share. */
 	bpf_user_ringbuf_drain(&dispatched, dispatch_one, NULL, 0);
 

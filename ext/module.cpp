@@ -144,6 +144,8 @@ NB_MODULE(_bpf, m) {
              "End a cycle: tell the BPF side how many tasks the policy still holds, then yield.")
         .def("exited", [](const PyScheduler &s) { return s.sched.exited(); },
              "True once the kernel has unregistered the scheduler.")
+        .def("debug_request_error", [](PyScheduler &s) { s.sched.debug_request_error(); },
+             "Debug only: have the BPF side call scx_bpf_error() on its next dispatch.")
         .def("shutdown_and_report", [](PyScheduler &s) { return s.sched.shutdown_and_report(); },
              nb::call_guard<nb::gil_scoped_release>(), "Detach if attached, and return the exit info.")
         .def("counters", [](const PyScheduler &s) { return s.sched.counters(); })

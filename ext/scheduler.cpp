@@ -286,6 +286,11 @@ bool Scheduler::exited() const {
     return !skel_ || __atomic_load_n(&skel_->bss->exit_info.kind, __ATOMIC_ACQUIRE) != 0;
 }
 
+void Scheduler::debug_request_error() {
+    if (skel_)
+        __atomic_store_n(&skel_->bss->debug_error_requested, true, __ATOMIC_RELEASE);
+}
+
 ExitInfo Scheduler::shutdown_and_report() {
     ExitInfo info;
     if (!skel_)

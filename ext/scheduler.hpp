@@ -84,6 +84,8 @@ public:
     void notify_complete(uint64_t nr_pending);
 
     bool exited() const;
+    // Debug only: make the BPF side call scx_bpf_error() on its next dispatch.
+    void debug_request_error();
     // Detach (if still attached) and return what the kernel said at exit.
     ExitInfo shutdown_and_report();
     Counters counters() const;

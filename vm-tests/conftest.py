@@ -43,14 +43,17 @@ REPORT = re.compile(
 
 
 class ScxRun:
-    """scx_pyland started as a user would, with a real-time monitor beside it."""
+    """scx_pyland started as a user would (the supervisor, unless --no-supervisor is
+    among the arguments), with a real-time monitor beside it."""
 
     def __init__(self, tmp_path: Path, *args: str) -> None:
         self.log_path = tmp_path / "scx_pyland.log"
         self.capture = tmp_path / "monitor.json"
         self.stop_flag = tmp_path / "stopping"
+        self.status_file = tmp_path / "status.json"
         self.log = open(self.log_path, "w")
-        self.proc = subprocess.Popen(["scx_pyland", *args], stdout=self.log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(["scx_pyland", "--status-file", str(self.status_file), *args],
+                                     stdout=self.log, stderr=subprocess.STDOUT)
         self.monitor = subprocess.Popen(
             ["chrt", "-f", "50", sys.executable, str(HERE / "monitor.py"),
              str(self.proc.pid), str(self.capture), str(self.stop_flag)])
@@ -102,6 +105,22 @@ class ScxRun:
             pytest.fail(f"scx_pyland did not exit within {timeout} s\n{self.diagnosis()}")
         return self.returncode
 
+    def worker_pid(self) -> int | None:
+        """The supervisor's child, the worker (None with --no-supervisor or between
+        workers). Reading the supervisor's children list never touches the worker."""
+        try:
+            children = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read_text().split()
+        except OSError:
+            return None
+        return int(children[0]) if children else None
+
+    def status(self) -> dict:
+        """The supervisor's status file (restart count, last exit)."""
+        try:
+            return json.loads(self.status_file.read_text())
+        except (OSError, ValueError):
+            return {}
+
     def report(self) -> dict[str, str]:
         match = REPORT.search(self.output)
         assert match, f"no exit report\n{self.diagnosis()}"
@@ -110,8 +129,16 @@ class ScxRun:
     def close(self) -> None:
         self.stop_flag.touch()
         if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
+            # Politely first: killing only the supervisor would leave its worker attached.
+            self.proc.terminate()
+            try:
+                self.proc.wait(120)
+            except subprocess.TimeoutExpired:
+                worker = self.worker_pid()
+                if worker:
+                    os.killpg(worker, signal.SIGKILL)
+                self.proc.kill()
+                self.proc.wait()
         self.monitor.wait(30)
         self.log.close()
         # The next test needs the kernel free again.

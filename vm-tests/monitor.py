@@ -4,7 +4,7 @@ a process's /proc files can wait on its mmap lock); once the scheduler leaves on
 own (not stopped by the test), it records the worker's state, wait channel and kernel
 stack, and the kernel log tail, as JSON.
 
-usage: chrt -f 50 python monitor.py WORKER_PID OUT_JSON STOP_FLAG
+usage: chrt -f 50 python monitor.py PID OUT_JSON STOP_FLAG   (the worker's or the supervisor's)
 """
 
 from __future__ import annotations
@@ -37,13 +37,22 @@ def snapshot(pid: int) -> dict[str, str]:
     }
 
 
+def worker_of(pid: int) -> int:
+    """The worker: `pid` itself, or its child if `pid` is the supervisor."""
+    children = read(f"/proc/{pid}/task/{pid}/children").split()
+    return int(children[0]) if children and children[0].isdigit() else pid
+
+
 def main() -> None:
-    pid, out, stop_flag = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+    started, out, stop_flag = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+    pid = started
     seen_enabled = False
     while True:
         state = read(STATE)
+        if state == "enabled":
+            pid = worker_of(started)
         seen_enabled |= state == "enabled"
-        if os.path.exists(stop_flag) or not os.path.exists(f"/proc/{pid}"):
+        if os.path.exists(stop_flag) or not os.path.exists(f"/proc/{started}"):
             if seen_enabled and state != "enabled" and not os.path.exists(stop_flag):
                 # The worker is gone too: what the kernel said is all there is.
                 with open(out, "w") as f:

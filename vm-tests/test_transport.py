@@ -60,7 +60,7 @@ def test_stress_cpu_stays_attached_and_python_decides_the_dispatches(start_scx, 
 
 
 def test_sysrq_s_makes_the_worker_exit_with_the_sysrq_reason(start_scx):
-    run = start_scx("--policy", "fifo")
+    run = start_scx("--policy", "fifo", "--no-supervisor")
     Path("/proc/sysrq-trigger").write_text("S")
     assert run.wait_exit() == 75, run.diagnosis()
     assert wait_for_state("disabled", 30)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from scx_pyland import __version__
 from scx_pyland.exits import WorkerStatus
+from scx_pyland.supervisor import STATUS_FILE
 
 DESCRIPTION = """\
 A Linux CPU scheduler whose policy is written in Python. It attaches a small
@@ -18,13 +19,21 @@ Python policy decides order, time slice and CPU. It runs until SIGINT or SIGTERM
 then detaches and prints a one-line exit report. If it stalls, the kernel's
 watchdog detaches it and every task returns to the default scheduler.
 
+By default a small supervisor process runs the scheduler (the worker) and starts a
+new one when the kernel unregistered it (stall, BPF error, CPU hotplug, sysrq-S) or
+it died, after a growing delay, within a restart budget; SIGHUP restarts the worker
+on purpose. Its restart count and last exit are in --status-file.
+
 Needs a kernel with sched_ext (CONFIG_SCHED_CLASS_EXT=y) and root (CAP_SYS_ADMIN,
 CAP_BPF, CAP_PERFMON)."""
 
 EPILOG = """\
 exit status: 0 stopped on request; 2 bad arguments; 69 cannot start (no sched_ext,
-not privileged, another scheduler attached, verifier rejection); 70 the policy
-raised an exception; 75 the kernel unregistered the scheduler (stall, error, sysrq-S)."""
+not privileged, another scheduler attached, verifier rejection), not retried;
+71 the supervisor gave up: more than --max-restarts restarts within --restart-window
+(the message names the last exit); 72 sysrq-S with --sysrq-final.
+With --no-supervisor also: 70 the policy raised an exception; 75 the kernel
+unregistered the scheduler (stall, error, sysrq-S, CPU hotplug)."""
 
 
 def positive_int(text: str) -> int:
@@ -51,6 +60,16 @@ def non_negative_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
     if value < 0:
         raise argparse.ArgumentTypeError(f"must not be negative: {text}")
+    return value
+
+
+def seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be greater than 0: {text}")
     return value
 
 
@@ -101,7 +120,58 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true",
                         help="print libbpf's debug output and the exit dump")
     parser.add_argument("-V", "--version", action="version", version=f"scx_pyland {__version__}")
+
+    sup = parser.add_argument_group("supervisor")
+    sup.add_argument("--no-supervisor", action="store_true",
+                     help="run the worker alone: no restarts; its exit status is the worker's")
+    sup.add_argument("--sysrq-final", action="store_true",
+                     help="make sysrq-S final: log it and exit 72 instead of re-attaching "
+                          "(default: restart, logged as an operator reset)")
+    sup.add_argument("--restart-delay", type=seconds, default=0.25, metavar="SECS",
+                     help="delay before the first restart; it doubles with each failure "
+                          "in a row (default: %(default)s)")
+    sup.add_argument("--restart-delay-max", type=seconds, default=30.0, metavar="SECS",
+                     help="the longest delay between restarts (default: %(default)s)")
+    sup.add_argument("--stable-after", type=seconds, default=60.0, metavar="SECS",
+                     help="a worker that ran this long resets the delay (default: %(default)s)")
+    sup.add_argument("--max-restarts", type=positive_int, default=10, metavar="N",
+                     help="restarts allowed within --restart-window; one more failure and "
+                          "the supervisor gives up with status 71 (default: %(default)s)")
+    sup.add_argument("--restart-window", type=seconds, default=300.0, metavar="SECS",
+                     help="the window of --max-restarts (default: %(default)s)")
+    sup.add_argument("--frozen-grace", type=seconds, default=10.0, metavar="SECS",
+                     help="kill a worker that is still alive this long after the kernel "
+                          "dropped the scheduler (default: %(default)s)")
+    sup.add_argument("--status-file", type=Path, default=STATUS_FILE, metavar="FILE",
+                     help="root-only JSON file with the restart count and the last exit, "
+                          "rewritten on every change (default: %(default)s)")
+    # Internal: how the supervisor starts the worker.
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--exit-info", metavar="FILE", help=argparse.SUPPRESS)
+
+    debug = parser.add_argument_group(
+        "debug options", "fault injection for tests: never use these in production")
+    debug.add_argument("--debug-stall-after", type=seconds, metavar="SECS",
+                       help="DEBUG: after SECS seconds the worker stops dispatching, so the "
+                            "kernel's watchdog ejects the scheduler (runnable task stall)")
+    debug.add_argument("--debug-bpf-error-after", type=seconds, metavar="SECS",
+                       help="DEBUG: after SECS seconds the BPF side calls scx_bpf_error() on "
+                            "its next dispatch (exit kind ERROR_BPF)")
     return parser
+
+
+def supervise(args: argparse.Namespace, argv: list[str]) -> int:
+    """Run the worker (this command with --worker) under the supervisor."""
+    from scx_pyland.supervisor import Supervisor, SupervisorOptions, worker_command
+
+    options = SupervisorOptions(
+        backoff_initial=args.restart_delay, backoff_max=args.restart_delay_max,
+        stable_after=args.stable_after, max_restarts=args.max_restarts,
+        restart_window=args.restart_window, sysrq_final=args.sysrq_final,
+        frozen_grace=args.frozen_grace, status_file=args.status_file)
+    # The worker's memory all goes through glibc malloc (see below), set from the start.
+    env = dict(os.environ, PYTHONMALLOC="malloc")
+    return Supervisor(worker_command(argv), options, env).run()
 
 
 def monitor(interval: float) -> int:
@@ -135,13 +205,17 @@ def main(argv: list[str] | None = None) -> int:
         return monitor(args.monitor)
     if args.slice_us_min > args.slice_us:
         parser.error(f"--slice-us-min ({args.slice_us_min}) is larger than --slice-us ({args.slice_us})")
+    if args.record and not args.record.parent.is_dir():
+        parser.error(f"--record: no directory {str(args.record.parent)!r}")
+    if not (args.worker or args.no_supervisor):
+        return supervise(args, sys.argv[1:] if argv is None else argv)
+    # The worker. The policy is loaded here, not in the supervisor: the supervisor
+    # never imports the policies (they import scx_pyland._bpf).
     from scx_pyland.policies import PolicyLoadError, load_policy_class
     try:
         policy_class = load_policy_class(args.policy)
     except PolicyLoadError as err:
         parser.error(f"--policy: {err}")
-    if args.record and not args.record.parent.is_dir():
-        parser.error(f"--record: no directory {str(args.record.parent)!r}")
 
     # All Python memory through glibc malloc, which the worker tells never to trim
     # or mmap (pymalloc's arenas come and go with mmap/munmap, which take the mmap
@@ -164,5 +238,7 @@ def main(argv: list[str] | None = None) -> int:
         return WorkerStatus.POLICY_FAILED
     options = WorkerOptions(slice_ns=args.slice_us * 1000, timeout_ms=args.timeout_ms,
                             exit_dump_len=args.exit_dump_len, partial=args.partial,
-                            verbose=args.verbose, stats_interval=args.stats, record=args.record)
+                            verbose=args.verbose, stats_interval=args.stats, record=args.record,
+                            exit_info=args.exit_info, debug_stall_after=args.debug_stall_after,
+                            debug_bpf_error_after=args.debug_bpf_error_after)
     return Worker(policy, options).run()

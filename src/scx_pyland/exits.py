@@ -1,8 +1,11 @@
-"""How a scheduler run ends: the kernel's exit kinds and the worker's exit statuses."""
+"""How a scheduler run ends: the kernel's exit kinds, the worker's and the supervisor's
+exit statuses, and the exit info the worker hands to the supervisor."""
 
 from __future__ import annotations
 
 import enum
+import json
+import os
 
 
 class ExitKind(enum.IntEnum):
@@ -44,3 +47,34 @@ class WorkerStatus(enum.IntEnum):
     CANNOT_START = 69  # no sched_ext, no privilege, busy, verifier: retrying will not help
     POLICY_FAILED = 70  # the policy raised an exception
     KERNEL_EXIT = 75   # the kernel unregistered the scheduler (UEI exit): restartable
+
+
+class SupervisorStatus(enum.IntEnum):
+    """The supervisor's process exit status (what ``scx_pyland`` returns by default)."""
+
+    STOPPED = 0         # stopped on request (SIGINT/SIGTERM)
+    USAGE = 2           # bad command line
+    CANNOT_START = 69   # the worker cannot start at all: not retried
+    GAVE_UP = 71        # too many restarts within the window: the restart budget is spent
+    SYSRQ_FINAL = 72    # sysrq-S with --sysrq-final: the operator's reset is final
+
+
+def write_exit_info(path: str, **fields: object) -> None:
+    """Write the worker's exit info as JSON for the supervisor: to a temporary file
+    first, then renamed, so the supervisor never reads half of it."""
+    tmp = f"{path}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump(fields, f)
+    os.replace(tmp, path)
+
+
+def read_exit_info(path: str) -> dict:
+    """What the worker wrote with :func:`write_exit_info`; empty if it wrote nothing
+    (it was killed or crashed) or something unreadable."""
+    try:
+        with open(path) as f:
+            info = json.load(f)
+    except (OSError, ValueError):
+        return {}
+    return info if isinstance(info, dict) else {}

@@ -21,12 +21,12 @@ import signal
 import sys
 import time
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from scx_pyland import _bpf, stats
-from scx_pyland.exits import ExitKind, WorkerStatus, is_error, kind_name
+from scx_pyland.exits import ExitKind, WorkerStatus, is_error, kind_name, write_exit_info
 from scx_pyland.policy import Policy
 from scx_pyland.replay import TraceRecorder
 
@@ -48,6 +48,11 @@ class WorkerOptions:
     stats_interval: float = 0.0          # print a stats line this often (0: never)
     stats_path: Path = stats.DEFAULT_PATH
     record: Path | None = None           # write a trace of the queued records here
+    exit_info: str | None = None         # where to write how it ended, for the supervisor
+    # Debug only (fault tests): after this many seconds, stop dispatching so the
+    # watchdog fires, or make the BPF side call scx_bpf_error().
+    debug_stall_after: float | None = None
+    debug_bpf_error_after: float | None = None
 
 
 class Worker:
@@ -64,12 +69,23 @@ class Worker:
         self.stats: stats.StatsWriter | None = None
         self.last_line: stats.Snapshot | None = None
         self.next_line_ns = 0
+        self.exit_fields: dict[str, object] = {}    # how it ended, for the supervisor
 
     def request_stop(self, signum: int = 0, frame: object = None) -> None:
         self.stop_requested = True
 
     def run(self) -> int:
-        """Run to the end; returns a :class:`WorkerStatus`."""
+        """Run to the end; returns a :class:`WorkerStatus`. With ``exit_info`` set,
+        how it ended is also written there as JSON (after detaching)."""
+        status = self.run_attached()
+        if self.options.exit_info:
+            try:
+                write_exit_info(self.options.exit_info, status=int(status), **self.exit_fields)
+            except OSError as err:
+                log(f"warning: cannot write the exit info to {self.options.exit_info}: {err.strerror}")
+        return status
+
+    def run_attached(self) -> int:
         signal.signal(signal.SIGINT, self.request_stop)
         signal.signal(signal.SIGTERM, self.request_stop)
         try:
@@ -84,6 +100,7 @@ class Worker:
                 return self.attach_and_run()
         except _bpf.Error as err:
             log(f"error: {err}")
+            self.exit_fields = {"error": str(err)}
             return WorkerStatus.CANNOT_START
         finally:
             if self.stats:
@@ -118,6 +135,7 @@ class Worker:
                 os.set_blocking(sys.stderr.fileno(), True)
                 log(f"error: the {self.policy.name} policy raised an exception; "
                     f"the scheduler is detached\n{traceback.format_exc()}")
+                self.exit_fields = {"error": traceback.format_exc(limit=0).strip()}
                 return WorkerStatus.POLICY_FAILED
             if self.stop_requested:
                 self.drain(sched)
@@ -127,6 +145,8 @@ class Worker:
         os.set_blocking(sys.stderr.fileno(), True)
         self.policy.on_exit()
         log(self.exit_report(info, counters))
+        self.exit_fields = {"kind": info.kind, "exit_code": info.exit_code,
+                            "reason": info.reason, "msg": info.msg}
         if info.dump and (is_error(info.kind) or self.options.verbose):
             log(info.dump)
         if self.recorder:
@@ -141,7 +161,7 @@ class Worker:
         """The hot path. Everything it touches is bound to locals first."""
         policy = self.policy
         enqueue = policy.enqueue
-        pick = policy.dispatch
+        pick = self.with_debug_faults(policy.dispatch, sched)
         dequeue = sched.dequeue
         dispatch = sched.dispatch
         notify_complete = sched.notify_complete
@@ -172,6 +192,25 @@ class Worker:
                 notify_complete(policy.nr_pending + len(backlog))
         finally:
             self.publish_stats(sched)
+
+    def with_debug_faults(self, pick: Callable[[], list], sched: _bpf.Scheduler) -> Callable[[], list]:
+        """Debug only (--debug-*): the policy's dispatch, wrapped to inject a fault after
+        a delay. Without those options the loop calls the policy directly."""
+        stall_after = self.options.debug_stall_after
+        error_after = self.options.debug_bpf_error_after
+        if not (stall_after or error_after):
+            return pick
+        start = time.monotonic()
+
+        def faulty() -> list:
+            elapsed = time.monotonic() - start
+            if error_after and elapsed >= error_after:
+                sched.debug_request_error()      # scx_bpf_error() on the next dispatch
+            decisions = pick()
+            if stall_after and elapsed >= stall_after:
+                return []   # dropped: those tasks never run, and the watchdog fires
+            return decisions
+        return faulty
 
     def publish_stats(self, sched: _bpf.Scheduler) -> None:
         c = sched.counters()

@@ -1,0 +1,437 @@
+"""The supervisor: starts the worker, waits on it, and restarts it when the kernel
+threw the scheduler out. It never touches BPF (it never imports scx_pyland._bpf), so
+it keeps running whatever happens to the worker.
+
+    start the worker in a session of its own
+      -> wait for: its exit | a signal (SIGINT/SIGTERM forwarded, SIGHUP restarts)
+                 | the kernel dropping the scheduler while the worker hangs
+      -> kill what is left of its process group
+      -> classify the exit: stop, give up, or back off and start a new worker
+
+The worker reports how it ended in a small JSON file (``--exit-info``, written after
+it has detached); a worker killed by a signal writes none, and its signal is the
+reason. Before a new worker attaches, the old one's whole process group is gone (a
+forked child would keep the BPF link, and the scheduler, attached) and
+/sys/kernel/sched_ext/state reads ``disabled``.
+
+The supervisor keeps its restart count and the last exit in a small root-only JSON
+file (``--status-file``, default /run/scx_pyland/supervisor.json), rewritten on
+every change.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import json
+import os
+import select
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from scx_pyland.exits import (ECODE_ACT_RESTART, ExitKind, SupervisorStatus, WorkerStatus, kind_name,
+                              read_exit_info)
+
+SCHED_EXT = Path("/sys/kernel/sched_ext")
+STATUS_FILE = Path("/run/scx_pyland/supervisor.json")
+# How long a worker's process group may take to vanish after SIGKILL.
+GROUP_KILL_TIMEOUT_S = 10.0
+
+
+@dataclass(slots=True)
+class SupervisorOptions:
+    backoff_initial: float = 0.25    # delay before the first restart of a series
+    backoff_max: float = 30.0        # the delay doubles up to this
+    stable_after: float = 60.0       # a worker that ran this long starts a new series
+    max_restarts: int = 10           # restarts allowed within restart_window ...
+    restart_window: float = 300.0    # ... seconds; one more and the supervisor gives up
+    sysrq_final: bool = False        # sysrq-S ends the supervisor instead of a restart
+    frozen_grace: float = 10.0       # the kernel dropped the scheduler, the worker lives on
+    stop_timeout: float = 60.0       # a signalled worker that has not exited is killed
+    disabled_timeout: float = 60.0   # wait this long for state `disabled` before a start
+    poll_interval: float = 0.5       # how often the sched_ext state is read
+    status_file: Path | None = STATUS_FILE
+    sched_ext_dir: Path = SCHED_EXT
+
+
+@dataclass(slots=True)
+class WorkerExit:
+    """How one worker ended."""
+
+    returncode: int                  # as subprocess reports it: -N means killed by signal N
+    info: dict = field(default_factory=dict)   # its exit info; empty if it wrote none
+    ran: float = 0.0                 # seconds it lived
+    frozen: bool = False             # we killed it: the kernel had dropped the scheduler
+
+
+@dataclass(slots=True)
+class Verdict:
+    """What to do about an exit."""
+
+    restart: bool
+    reason: str                      # for the log and the status file
+    status: int = SupervisorStatus.STOPPED   # the supervisor's exit status if not restarting
+
+
+def describe_kernel_exit(info: dict) -> str:
+    """The kernel's words for an exit, with its kind: 'runnable task stall (...) [ERROR_STALL]'."""
+    reason = info.get("reason") or "no reason given"
+    if info.get("msg"):
+        reason += f" ({info['msg']})"
+    kind = info.get("kind", 0)
+    return f"{reason} [{kind_name(kind)} 0x{kind:x}]"
+
+
+def classify(ended: WorkerExit, sysrq_final: bool = False) -> Verdict:
+    """Stop on a requested stop and where retrying cannot help; restart on everything
+    the kernel or a crash did to the worker."""
+    rc, info = ended.returncode, ended.info
+    if ended.frozen:
+        return Verdict(True, "the kernel dropped the scheduler and the worker did not exit; killed it")
+    if rc < 0:
+        return Verdict(True, f"the worker was killed by {signal_name(-rc)}")
+    if rc == WorkerStatus.STOPPED:
+        return Verdict(False, "the worker stopped on request")
+    if rc == WorkerStatus.CANNOT_START:
+        error = info.get("error", "see its message above")
+        return Verdict(False, f"the worker cannot start: {error}", SupervisorStatus.CANNOT_START)
+    if rc == WorkerStatus.USAGE:
+        return Verdict(False, "the worker rejected its command line", SupervisorStatus.USAGE)
+    if rc == WorkerStatus.KERNEL_EXIT:
+        reason = describe_kernel_exit(info)
+        if info.get("kind") == ExitKind.SYSRQ:
+            if sysrq_final:
+                return Verdict(False, f"operator reset (sysrq-S), final: {reason}",
+                               SupervisorStatus.SYSRQ_FINAL)
+            return Verdict(True, f"operator reset (sysrq-S): {reason}")
+        if info.get("exit_code", 0) & ECODE_ACT_RESTART:
+            return Verdict(True, f"the kernel asked for a restart: {reason}")
+        return Verdict(True, f"the kernel unregistered the scheduler: {reason}")
+    if rc == WorkerStatus.POLICY_FAILED:
+        return Verdict(True, f"the policy failed: {info.get('error', 'see the traceback above')}")
+    return Verdict(True, f"the worker exited with status {rc}")
+
+
+def signal_name(signum: int) -> str:
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return f"signal {signum}"
+
+
+class Backoff:
+    """The delay before each restart: `initial`, doubling up to `maximum`. A worker that
+    ran at least `stable_after` seconds before it failed starts the series over."""
+
+    def __init__(self, initial: float, maximum: float, stable_after: float) -> None:
+        self.initial = initial
+        self.maximum = maximum
+        self.stable_after = stable_after
+        self.failures = 0            # consecutive failures of short-lived workers
+
+    def next_delay(self, ran: float) -> float:
+        if ran >= self.stable_after:
+            self.failures = 0
+        delay = min(self.initial * 2 ** self.failures, self.maximum)
+        self.failures += 1
+        return delay
+
+
+class RestartBudget:
+    """At most `max_restarts` restarts within any `window` seconds."""
+
+    def __init__(self, max_restarts: int, window: float) -> None:
+        self.max_restarts = max_restarts
+        self.window = window
+        self.times: collections.deque[float] = collections.deque()
+
+    def spend(self, now: float) -> bool:
+        """Take one restart; False when the budget is spent."""
+        while self.times and now - self.times[0] > self.window:
+            self.times.popleft()
+        if len(self.times) >= self.max_restarts:
+            return False
+        self.times.append(now)
+        return True
+
+
+class Supervisor:
+    """Run `command` (the worker) until a stop is requested or a restart cannot help."""
+
+    def __init__(self, command: list[str], options: SupervisorOptions,
+                 env: dict[str, str] | None = None) -> None:
+        self.command = command
+        self.options = options
+        self.env = env
+        self.backoff = Backoff(options.backoff_initial, options.backoff_max, options.stable_after)
+        self.budget = RestartBudget(options.max_restarts, options.restart_window)
+        self.stop_signal = 0         # SIGINT/SIGTERM received: forward it and end
+        self.restart_requested = False   # SIGHUP received: a new worker on purpose
+        self.status = {"supervisor_pid": os.getpid(), "state": "starting", "worker_pid": None,
+                       "restarts": 0, "last_exit": None}
+        self._wakeup = -1            # the read end of the signal wake-up pipe
+        self._status_warned = False
+
+    # -- the main loop ---------------------------------------------------------------
+
+    def run(self) -> int:
+        """Supervise until the end; returns a :class:`SupervisorStatus`."""
+        with self.signals_caught(), tempfile.TemporaryDirectory(prefix="scx_pyland.") as tmp:
+            exit_info = os.path.join(tmp, "worker-exit.json")
+            status = self.supervise(exit_info)
+        self.update_status(state="stopped" if status == SupervisorStatus.STOPPED else "ended",
+                           worker_pid=None, exit_status=int(status))
+        return status
+
+    def supervise(self, exit_info: str) -> int:
+        first = True
+        while True:
+            if not first and not self.wait_for_disabled():
+                return self.stopped()
+            first = False
+            ended = self.run_worker(exit_info)
+            if self.stop_signal:
+                return self.stopped()
+            if self.restart_requested:
+                self.restart_requested = False
+                self.restarted("restart requested (SIGHUP)")
+                continue
+            verdict = classify(ended, self.options.sysrq_final)
+            self.update_status(last_exit=self.exit_record(ended, verdict))
+            if not verdict.restart:
+                if verdict.status == SupervisorStatus.SYSRQ_FINAL:
+                    log(f"{verdict.reason}; --sysrq-final: not re-attaching")
+                elif verdict.status != SupervisorStatus.STOPPED:
+                    # The worker has said why, once; the status file has it too.
+                    log(f"the worker cannot start (status {ended.returncode}); not retrying")
+                return verdict.status
+            if not self.budget.spend(time.monotonic()):
+                log(f"error: giving up: the worker failed {self.budget.max_restarts + 1} times "
+                    f"within {self.options.restart_window:g} s; last exit: {verdict.reason}",
+                    prefix="scx_pyland")
+                return SupervisorStatus.GAVE_UP
+            delay = self.backoff.next_delay(ended.ran)
+            self.update_status(state="restarting")
+            log(f"restarting the worker in {delay:.2f} s: {verdict.reason}")
+            if not self.sleep(delay):
+                return self.stopped()
+            self.restarted(verdict.reason)
+
+    def stopped(self) -> int:
+        log(f"stopped ({signal_name(self.stop_signal)})" if self.stop_signal else "stopped")
+        return SupervisorStatus.STOPPED
+
+    def restarted(self, reason: str) -> None:
+        restarts = self.status["restarts"] + 1
+        self.update_status(restarts=restarts)
+        log(f"restart {restarts}: {reason}")
+
+    # -- one worker --------------------------------------------------------------------
+
+    def run_worker(self, exit_info: str) -> WorkerExit:
+        """Start a worker, wait for its end, and make sure nothing of it is left."""
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(exit_info)
+        started = time.monotonic()
+        # A session of its own: a terminal's ^C reaches only us (we forward it), and
+        # its whole process group can be killed at the end.
+        proc = subprocess.Popen([*self.command, "--exit-info", exit_info], env=self.env,
+                                start_new_session=True)
+        self.update_status(state="running", worker_pid=proc.pid)
+        try:
+            returncode, frozen = self.wait_worker(proc)
+        finally:
+            self.kill_group(proc.pid)
+        self.update_status(worker_pid=None)
+        return WorkerExit(returncode, read_exit_info(exit_info), time.monotonic() - started, frozen)
+
+    def wait_worker(self, proc: subprocess.Popen) -> tuple[int, bool]:
+        """Wait for the worker to exit; returns its status and whether we killed it
+        because it hung after the kernel had dropped the scheduler."""
+        pidfd = os.pidfd_open(proc.pid)
+        # Whether this worker attached: a scheduler was enabled since it started (the
+        # kernel's enable_seq moved on), or we saw the state read `enabled`. The
+        # kernel may throw it out before we ever see `enabled`.
+        enable_seq = self.enable_seq()
+        seen_enabled = False
+        dropped_since = None         # when the state stopped reading `enabled`
+        kill_at = None               # a signalled worker that is not gone by then is killed
+        frozen = False
+        try:
+            while True:
+                exited, signals = self.wait_event(self.options.poll_interval, pidfd)
+                now = time.monotonic()
+                for signum in signals:
+                    if signum in (signal.SIGINT, signal.SIGTERM):
+                        self.stop_signal = signum
+                        log(f"{signal_name(signum)}: stopping the worker")
+                        proc.send_signal(signum)
+                    elif signum == signal.SIGHUP and not self.stop_signal:
+                        self.restart_requested = True
+                        log("SIGHUP: restarting the worker")
+                        proc.send_signal(signal.SIGTERM)
+                    kill_at = kill_at or now + self.options.stop_timeout
+                if exited:
+                    return proc.wait(), frozen
+                if kill_at and now >= kill_at:
+                    log(f"the worker did not stop within {self.options.stop_timeout:g} s; killing it")
+                    self.signal_group(proc.pid, signal.SIGKILL)
+                    kill_at = float("inf")
+                state = self.sched_ext_state()
+                if state == "enabled":
+                    seen_enabled, dropped_since = True, None
+                elif not seen_enabled and enable_seq is not None:
+                    seen_enabled = (self.enable_seq() or 0) > enable_seq
+                if state != "enabled" and seen_enabled and not frozen:
+                    dropped_since = dropped_since or now
+                    if now - dropped_since >= self.options.frozen_grace:
+                        log(f"sched_ext has read {state!r} for {now - dropped_since:.1f} s and the "
+                            f"worker is still alive: killing it")
+                        self.signal_group(proc.pid, signal.SIGKILL)
+                        frozen = True
+        finally:
+            os.close(pidfd)
+
+    def kill_group(self, pgid: int) -> None:
+        """SIGKILL whatever is left of the worker's process group and wait until
+        nothing is: a child of the worker would keep the BPF link attached."""
+        deadline = time.monotonic() + GROUP_KILL_TIMEOUT_S
+        while self.signal_group(pgid, signal.SIGKILL):
+            reap_orphans()
+            if time.monotonic() >= deadline:
+                log(f"warning: process group {pgid} still exists {GROUP_KILL_TIMEOUT_S:g} s after SIGKILL")
+                return
+            time.sleep(0.02)
+
+    @staticmethod
+    def signal_group(pgid: int, signum: int) -> bool:
+        """Send `signum` to a process group; False if the group is gone."""
+        try:
+            os.killpg(pgid, signum)
+        except ProcessLookupError:
+            return False
+        return True
+
+    # -- waiting ---------------------------------------------------------------------
+
+    def wait_for_disabled(self) -> bool:
+        """Before a new worker attaches: wait until the kernel has finished with the
+        old scheduler. False if a stop was requested meanwhile."""
+        deadline = time.monotonic() + self.options.disabled_timeout
+        while (state := self.sched_ext_state()) not in (None, "disabled"):
+            if time.monotonic() >= deadline:
+                log(f"warning: sched_ext still reads {state!r} after "
+                    f"{self.options.disabled_timeout:g} s; starting the worker anyway")
+                return True
+            if not self.sleep(0.1):
+                return False
+        return True
+
+    def sleep(self, seconds: float) -> bool:
+        """Sleep, but wake for a stop request (False). SIGHUP here only cuts the
+        sleep short: a new worker starts next anyway."""
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0:
+            _, signals = self.wait_event(left)
+            for signum in signals:
+                if signum in (signal.SIGINT, signal.SIGTERM):
+                    self.stop_signal = signum
+                    return False
+                if signum == signal.SIGHUP:
+                    return True
+        return True
+
+    def wait_event(self, timeout: float, pidfd: int = -1) -> tuple[bool, list[int]]:
+        """Wait up to `timeout` s for the worker's exit (its pidfd readable) or a
+        signal; returns (exited, signals received)."""
+        fds = [self._wakeup] + ([pidfd] if pidfd >= 0 else [])
+        ready, _, _ = select.select(fds, [], [], max(timeout, 0))
+        signals = list(os.read(self._wakeup, 64)) if self._wakeup in ready else []
+        return pidfd in ready, signals
+
+    @contextlib.contextmanager
+    def signals_caught(self) -> Iterator[None]:
+        """SIGINT, SIGTERM and SIGHUP arrive as bytes on a pipe (as in asyncio), so
+        the loop sees them between waits, never in the middle of a step."""
+        read_end, write_end = os.pipe()
+        os.set_blocking(read_end, False)
+        os.set_blocking(write_end, False)
+        previous_fd = signal.set_wakeup_fd(write_end, warn_on_full_buffer=False)
+        caught = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+        previous = {signum: signal.signal(signum, lambda *_: None) for signum in caught}
+        self._wakeup = read_end
+        try:
+            yield
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+            signal.set_wakeup_fd(previous_fd)
+            os.close(read_end)
+            os.close(write_end)
+            self._wakeup = -1
+
+    # -- the kernel's state and ours -----------------------------------------------------
+
+    def sched_ext_state(self) -> str | None:
+        try:
+            return (self.options.sched_ext_dir / "state").read_text().strip()
+        except OSError:
+            return None
+
+    def enable_seq(self) -> int | None:
+        """How many times a sched_ext scheduler was enabled since boot."""
+        try:
+            return int((self.options.sched_ext_dir / "enable_seq").read_text())
+        except (OSError, ValueError):
+            return None
+
+    @staticmethod
+    def exit_record(ended: WorkerExit, verdict: Verdict) -> dict:
+        kind = ended.info.get("kind")
+        return {"status": ended.returncode if ended.returncode >= 0 else None,
+                "signal": signal_name(-ended.returncode) if ended.returncode < 0 else None,
+                "kind": kind_name(kind) if kind is not None else None,
+                "kind_value": kind, "exit_code": ended.info.get("exit_code"),
+                "reason": verdict.reason, "ran_s": round(ended.ran, 3), "time": time.time()}
+
+    def update_status(self, **changes: object) -> None:
+        """Rewrite the status file (root-only) with the changes."""
+        self.status.update(changes)
+        path = self.options.status_file
+        if path is None:
+            return
+        try:
+            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            tmp = path.with_name(path.name + ".tmp")
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as f:
+                json.dump(self.status, f, indent=1)
+            os.replace(tmp, path)
+        except OSError as err:
+            if not self._status_warned:
+                log(f"warning: cannot write the status file {path}: {err.strerror}")
+                self._status_warned = True
+
+
+def reap_orphans() -> None:
+    """Reap exited children we never started: where the supervisor is pid 1 (a
+    container), the worker's orphans become ours."""
+    with contextlib.suppress(ChildProcessError):
+        while os.waitpid(-1, os.WNOHANG)[0]:
+            pass
+
+
+def worker_command(argv: list[str]) -> list[str]:
+    """The worker: this Python, this package, the same arguments."""
+    return [sys.executable, "-m", "scx_pyland", "--worker", *argv]
+
+
+def log(message: str, prefix: str = "scx_pyland: supervisor") -> None:
+    print(f"{prefix}: {message}", file=sys.stderr, flush=True)
+

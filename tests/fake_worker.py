@@ -1,0 +1,85 @@
+"""A stand-in for the worker in the supervisor's tests: it does what the plan says.
+
+usage: python fake_worker.py PLAN_DIR --exit-info FILE
+
+PLAN_DIR/plan.json is a list of behaviours, one per start (the last repeats). Each
+start appends its pid to PLAN_DIR/starts.log. PLAN_DIR/sched_ext/state plays the
+kernel's file: "enabled" while attached, "disabled" once the (fake) kernel is done.
+A behaviour is a dict:
+    after: seconds to live first (default 0)
+    exit: status to exit with, info: the exit info to write (kind, exit_code, ...)
+    kill: a signal to die by
+    run: run until SIGINT/SIGTERM, then exit 0 (the signal goes to signals.log)
+    hang: live on, ignoring SIGTERM; drop: the kernel drops the scheduler first
+    flash: attach and be dropped at once: enable_seq moves on, the state never
+           reads "enabled" (as when the kernel is quicker than the supervisor's poll)
+    child: fork a child that sleeps (its pid goes to children.log)
+    keep_enabled: leave the state "enabled" at exit (the kernel is slow to finish)
+"""
+
+import json
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+plan_dir = Path(sys.argv[1])
+exit_info = sys.argv[sys.argv.index("--exit-info") + 1]
+state = plan_dir / "sched_ext" / "state"
+
+
+def append(name: str, line: str) -> None:
+    with open(plan_dir / name, "a") as f:
+        f.write(line + "\n")
+
+
+plan = json.loads((plan_dir / "plan.json").read_text())
+starts = plan_dir / "starts.log"
+index = len(starts.read_text().splitlines()) if starts.exists() else 0
+step = plan[min(index, len(plan) - 1)]
+
+
+def stop(signum, frame):
+    append("signals.log", signal.Signals(signum).name)
+    state.write_text("disabled\n")
+    sys.exit(0)
+
+
+if step.get("run"):    # ready for the signal before the start is seen
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+append("starts.log", str(os.getpid()))
+if step.get("flash"):
+    seq = plan_dir / "sched_ext" / "enable_seq"
+    seq.write_text(f"{int(seq.read_text()) + 1}\n")
+    state.write_text("disabling\n")
+else:
+    state.write_text("enabled\n")
+
+if step.get("child"):
+    pid = os.fork()
+    if pid == 0:
+        time.sleep(3600)
+        os._exit(0)
+    append("children.log", str(pid))
+
+if step.get("run"):
+    while True:
+        time.sleep(1)
+
+time.sleep(step.get("after", 0))
+if step.get("hang"):
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    if step.get("drop"):
+        state.write_text("disabled\n")
+    while True:
+        time.sleep(1)
+if not step.get("keep_enabled"):
+    state.write_text("disabled\n")
+if "kill" in step:
+    os.kill(os.getpid(), step["kill"])
+if "info" in step:
+    with open(exit_info, "w") as f:
+        json.dump({"status": step.get("exit", 0), **step["info"]}, f)
+sys.exit(step.get("exit", 0))

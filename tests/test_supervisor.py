@@ -1,0 +1,333 @@
+"""The supervisor, with fake workers (tests/fake_worker.py) that exit with given
+statuses and exit info, die by signal, hang or ignore SIGTERM, and a fake
+/sys/kernel/sched_ext/state. No kernel and no BPF needed."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from scx_pyland.exits import ECODE_ACT_RESTART, ExitKind, SupervisorStatus, WorkerStatus
+from scx_pyland.supervisor import Backoff, RestartBudget, WorkerExit, classify
+
+HERE = Path(__file__).parent
+STALL = {"kind": int(ExitKind.ERROR_STALL), "exit_code": 0, "reason": "runnable task stall",
+         "msg": "kworker/0:1[42] failed to run for 5.2s"}
+SYSRQ = {"kind": int(ExitKind.SYSRQ), "exit_code": 0, "reason": "disabled by sysrq-S", "msg": ""}
+HOTPLUG = {"kind": int(ExitKind.UNREG_KERN), "exit_code": ECODE_ACT_RESTART | 1,
+           "reason": "CPU 1 going offline, restarting", "msg": ""}
+FAST = {"backoff_initial": 0.01, "backoff_max": 0.05, "poll_interval": 0.05,
+        "frozen_grace": 0.3, "stop_timeout": 2.0, "disabled_timeout": 5.0}
+
+
+class Supervised:
+    """The supervisor running over a plan of fake workers."""
+
+    def __init__(self, plan_dir: Path, plan: list[dict], enable_seq: bool = False, **options: object) -> None:
+        self.dir = plan_dir
+        (plan_dir / "sched_ext").mkdir(parents=True)
+        (plan_dir / "sched_ext" / "state").write_text("disabled\n")
+        if enable_seq:
+            (plan_dir / "sched_ext" / "enable_seq").write_text("7\n")
+        (plan_dir / "plan.json").write_text(json.dumps(plan))
+        self.stderr = open(plan_dir / "stderr.log", "w")
+        self.proc = subprocess.Popen(
+            [sys.executable, str(HERE / "supervised.py"), str(plan_dir), json.dumps({**FAST, **options})],
+            stderr=self.stderr)
+
+    def wait(self, timeout: float = 30) -> int:
+        return self.proc.wait(timeout)
+
+    @property
+    def log(self) -> str:
+        self.stderr.flush()
+        return (self.dir / "stderr.log").read_text()
+
+    def lines(self, name: str) -> list[str]:
+        path = self.dir / name
+        return path.read_text().splitlines() if path.exists() else []
+
+    def starts(self) -> int:
+        return len(self.lines("starts.log"))
+
+    def status(self) -> dict:
+        """The status file; empty before the supervisor first wrote it."""
+        try:
+            return json.loads((self.dir / "run" / "status.json").read_text())
+        except FileNotFoundError:
+            return {}
+
+    def wait_until(self, condition, timeout: float = 20) -> None:
+        deadline = time.monotonic() + timeout
+        while not condition():
+            assert time.monotonic() < deadline, f"timed out; supervisor log:\n{self.log}"
+            time.sleep(0.02)
+
+    def wait_starts(self, n: int) -> None:
+        self.wait_until(lambda: self.starts() >= n and self.status().get("state") == "running")
+
+
+@pytest.fixture
+def supervise(tmp_path):
+    runs: list[Supervised] = []
+
+    def start(plan: list[dict], enable_seq: bool = False, **options: object) -> Supervised:
+        run = Supervised(tmp_path / f"plan{len(runs)}", plan, enable_seq, **options)
+        runs.append(run)
+        return run
+
+    yield start
+    for run in runs:
+        if run.proc.poll() is None:
+            run.proc.kill()
+            run.proc.wait()
+        run.stderr.close()
+
+
+# -- classification ------------------------------------------------------------------
+
+def test_a_requested_stop_is_not_restarted():
+    assert not classify(WorkerExit(WorkerStatus.STOPPED)).restart
+
+
+@pytest.mark.parametrize("info", [STALL, HOTPLUG, SYSRQ,
+                                  {"kind": int(ExitKind.ERROR_BPF), "exit_code": 0, "reason": "scx_bpf_error"},
+                                  {"kind": 0x404, "exit_code": 0, "reason": "a kind from a newer kernel"}])
+def test_every_kernel_exit_is_restarted_by_default(info):
+    assert classify(WorkerExit(WorkerStatus.KERNEL_EXIT, info)).restart
+
+
+@pytest.mark.parametrize("returncode", [-signal.SIGKILL, -signal.SIGSEGV, 1, WorkerStatus.POLICY_FAILED])
+def test_a_killed_or_crashed_worker_is_restarted(returncode):
+    assert classify(WorkerExit(returncode)).restart
+
+
+def test_a_kernel_restart_request_is_named_in_the_reason():
+    verdict = classify(WorkerExit(WorkerStatus.KERNEL_EXIT, HOTPLUG))
+    assert "the kernel asked for a restart: CPU 1 going offline" in verdict.reason
+
+
+def test_a_stall_reason_names_the_kernel_reason_and_the_kind():
+    verdict = classify(WorkerExit(WorkerStatus.KERNEL_EXIT, STALL))
+    assert "runnable task stall" in verdict.reason and "ERROR_STALL 0x402" in verdict.reason
+
+
+def test_sysrq_is_an_operator_reset_that_is_restarted():
+    verdict = classify(WorkerExit(WorkerStatus.KERNEL_EXIT, SYSRQ))
+    assert verdict.restart and "operator reset (sysrq-S)" in verdict.reason
+
+
+def test_sysrq_with_sysrq_final_ends_with_its_own_status():
+    verdict = classify(WorkerExit(WorkerStatus.KERNEL_EXIT, SYSRQ), sysrq_final=True)
+    assert (verdict.restart, verdict.status) == (False, SupervisorStatus.SYSRQ_FINAL)
+
+
+def test_a_worker_that_cannot_start_is_final():
+    verdict = classify(WorkerExit(WorkerStatus.CANNOT_START, {"error": "no sched_ext"}))
+    assert (verdict.restart, verdict.status) == (False, SupervisorStatus.CANNOT_START)
+    assert "no sched_ext" in verdict.reason
+
+
+def test_supervisor_statuses_do_not_reuse_the_workers_restartable_ones():
+    assert not {int(s) for s in SupervisorStatus} & {WorkerStatus.POLICY_FAILED, WorkerStatus.KERNEL_EXIT}
+
+
+# -- back-off and budget ---------------------------------------------------------------
+
+def test_the_restart_delay_doubles_up_to_the_maximum():
+    backoff = Backoff(initial=0.25, maximum=30, stable_after=60)
+    assert [backoff.next_delay(ran=1) for _ in range(10)] == [0.25, 0.5, 1, 2, 4, 8, 16, 30, 30, 30]
+
+
+def test_a_worker_that_ran_stably_resets_the_delay():
+    backoff = Backoff(initial=0.25, maximum=30, stable_after=60)
+    for _ in range(5):
+        backoff.next_delay(ran=1)
+    assert backoff.next_delay(ran=61) == 0.25
+    assert backoff.next_delay(ran=1) == 0.5
+
+
+def test_the_budget_allows_max_restarts_within_the_window():
+    budget = RestartBudget(max_restarts=3, window=100)
+    assert [budget.spend(t) for t in (0, 1, 2, 3)] == [True, True, True, False]
+
+
+def test_restarts_older_than_the_window_no_longer_count():
+    budget = RestartBudget(max_restarts=2, window=10)
+    assert budget.spend(0) and budget.spend(1)
+    assert not budget.spend(5)
+    assert budget.spend(10.5)
+
+
+# -- the supervisor with fake workers -------------------------------------------------
+
+def test_a_stall_restarts_the_worker_and_logs_the_reason(supervise):
+    run = supervise([{"exit": 75, "info": STALL}, {"exit": 0}])
+    assert run.wait() == 0
+    assert run.starts() == 2
+    assert "restart 1: the kernel unregistered the scheduler: runnable task stall" in run.log
+
+
+def test_a_killed_worker_is_restarted(supervise):
+    run = supervise([{"kill": int(signal.SIGKILL)}, {"exit": 0}])
+    assert run.wait() == 0
+    assert run.starts() == 2
+    assert "killed by SIGKILL" in run.log
+
+
+def test_a_worker_that_cannot_start_is_reported_once_and_not_retried(supervise):
+    run = supervise([{"exit": 69, "info": {"error": "another sched_ext scheduler is attached"}}])
+    assert run.wait() == SupervisorStatus.CANNOT_START
+    assert run.starts() == 1
+    assert "not retrying" in run.log and "another sched_ext scheduler" not in run.log
+    assert "another sched_ext scheduler is attached" in run.status()["last_exit"]["reason"]
+
+
+def test_too_many_failures_end_with_status_71_naming_the_last_exit(supervise):
+    run = supervise([{"exit": 75, "info": STALL}], max_restarts=3)
+    assert run.wait() == SupervisorStatus.GAVE_UP
+    assert run.starts() == 4
+    errors = [line for line in run.log.splitlines() if "error" in line]
+    assert len(errors) == 1, run.log
+    assert "giving up" in errors[0] and "runnable task stall" in errors[0]
+
+
+def test_restarts_back_off_with_growing_delays(supervise):
+    run = supervise([{"kill": int(signal.SIGKILL)}], backoff_initial=0.05, backoff_max=0.2, max_restarts=4)
+    assert run.wait() == SupervisorStatus.GAVE_UP
+    delays = [line.split(" in ")[1].split(" s:")[0] for line in run.log.splitlines()
+              if "restarting the worker in" in line]
+    assert delays == ["0.05", "0.10", "0.20", "0.20"]
+
+
+def test_sysrq_restarts_as_an_operator_reset(supervise):
+    run = supervise([{"exit": 75, "info": SYSRQ}, {"exit": 0}])
+    assert run.wait() == 0
+    assert run.starts() == 2
+    assert "restart 1: operator reset (sysrq-S)" in run.log
+
+
+def test_sysrq_final_is_logged_and_not_reattached(supervise):
+    run = supervise([{"exit": 75, "info": SYSRQ}, {"exit": 0}], sysrq_final=True)
+    assert run.wait() == SupervisorStatus.SYSRQ_FINAL
+    assert run.starts() == 1
+    assert "operator reset (sysrq-S), final" in run.log and "not re-attaching" in run.log
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_stop_signal_is_forwarded_and_the_supervisor_exits_0(supervise, signum):
+    run = supervise([{"run": True}])
+    run.wait_starts(1)
+    run.proc.send_signal(signum)
+    assert run.wait() == 0
+    assert run.lines("signals.log") == [signum.name]
+    assert run.starts() == 1
+    assert run.status()["state"] == "stopped"
+
+
+def test_a_worker_that_ignores_the_stop_signal_is_killed_after_the_stop_timeout(supervise):
+    run = supervise([{"hang": True}], stop_timeout=0.5)
+    run.wait_starts(1)
+    run.proc.send_signal(signal.SIGTERM)
+    assert run.wait() == 0
+    assert "did not stop within 0.5 s; killing it" in run.log
+    assert run.starts() == 1
+
+
+def test_sighup_restarts_the_worker_outside_the_budget(supervise):
+    run = supervise([{"run": True}], max_restarts=1)
+    for n in (1, 2, 3):
+        run.wait_starts(n)
+        if n < 3:
+            run.proc.send_signal(signal.SIGHUP)
+    assert run.lines("signals.log") == ["SIGTERM", "SIGTERM"]
+    run.proc.send_signal(signal.SIGTERM)
+    assert run.wait() == 0
+    assert run.status()["restarts"] == 2
+    assert "restart 2: restart requested (SIGHUP)" in run.log
+
+
+def test_a_frozen_worker_is_killed_once_the_kernel_dropped_the_scheduler(supervise):
+    run = supervise([{"hang": True, "drop": True, "after": 0.2}, {"exit": 0}])
+    assert run.wait() == 0
+    assert run.starts() == 2
+    assert "the worker is still alive: killing it" in run.log
+    assert "restart 1: the kernel dropped the scheduler and the worker did not exit" in run.log
+
+
+def test_a_worker_dropped_before_the_supervisor_saw_it_attached_is_killed_too(supervise):
+    run = supervise([{"hang": True, "flash": True}, {"exit": 0}], enable_seq=True, disabled_timeout=0.5)
+    assert run.wait() == 0
+    assert run.starts() == 2
+    assert "sched_ext has read 'disabling'" in run.log
+
+
+def test_the_worker_s_children_are_killed_before_a_restart(supervise):
+    run = supervise([{"child": True, "exit": 75, "info": STALL}, {"run": True}])
+    run.wait_starts(2)
+    child = int(run.lines("children.log")[0])
+    assert not Path(f"/proc/{child}").exists() or "(Z)" in Path(f"/proc/{child}/stat").read_text() \
+        or " Z " in Path(f"/proc/{child}/stat").read_text()
+    run.proc.send_signal(signal.SIGTERM)
+    assert run.wait() == 0
+
+
+def test_a_new_worker_starts_only_once_the_state_reads_disabled(supervise):
+    run = supervise([{"exit": 75, "info": STALL, "keep_enabled": True}, {"exit": 0}])
+    run.wait_until(lambda: "restart 1" in run.log)
+    time.sleep(0.5)
+    assert run.starts() == 1
+    (run.dir / "sched_ext" / "state").write_text("disabled\n")
+    assert run.wait() == 0
+    assert run.starts() == 2
+
+
+def test_the_status_file_is_root_only_and_has_the_restarts_and_the_last_exit(supervise):
+    run = supervise([{"exit": 75, "info": STALL}, {"exit": 75, "info": HOTPLUG}, {"run": True}])
+    run.wait_starts(3)
+    status_file = run.dir / "run" / "status.json"
+    assert stat.S_IMODE(status_file.stat().st_mode) == 0o600
+    assert stat.S_IMODE(status_file.parent.stat().st_mode) == 0o700
+    status = run.status()
+    assert status["restarts"] == 2 and status["state"] == "running"
+    assert status["last_exit"]["kind"] == "UNREG_KERN"
+    assert status["last_exit"]["exit_code"] == ECODE_ACT_RESTART | 1
+    assert status["worker_pid"] == int(run.lines("starts.log")[-1])
+    run.proc.send_signal(signal.SIGTERM)
+    assert run.wait() == 0
+
+
+def test_the_supervisor_never_imports_the_bpf_extension():
+    code = ("import sys; from scx_pyland import cli, supervisor; cli.build_parser(); "
+            "sys.exit('scx_pyland._bpf' in sys.modules)")
+    assert subprocess.run([sys.executable, "-c", code], timeout=60).returncode == 0
+
+
+no_sched_ext = pytest.mark.skipif(Path("/sys/kernel/sched_ext").exists(), reason="this kernel has sched_ext")
+
+
+@no_sched_ext
+def test_the_command_line_runs_the_worker_under_the_supervisor_by_default(tmp_path):
+    """On this host (no sched_ext) the worker cannot start: one error, status 69, and
+    the supervisor says it does not retry."""
+    out = subprocess.run([sys.executable, "-m", "scx_pyland", "--status-file", str(tmp_path / "s.json")],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 69
+    assert "scx_pyland: supervisor: the worker cannot start (status 69); not retrying" in out.stderr
+    assert json.loads((tmp_path / "s.json").read_text())["exit_status"] == 69
+
+
+@no_sched_ext
+def test_no_supervisor_runs_the_worker_alone():
+    out = subprocess.run([sys.executable, "-m", "scx_pyland", "--no-supervisor"],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 69
+    assert "supervisor" not in out.stderr

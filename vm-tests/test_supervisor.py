@@ -1,0 +1,229 @@
+"""The supervisor on a real sched_ext kernel: every way the kernel (or an operator)
+throws the scheduler out ends with a new worker attached, while a workload runs
+through it; a stop is a stop, sysrq-S can be made final, and a worker that cannot
+start or keeps failing ends the supervisor with a clear error.
+
+Time bounds are generous (QEMU software emulation): they catch hangs, not speed.
+Recovery times go to record_result()."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import record_result, sched_ext_state, wait_for_state
+
+ROOT_OPS = Path("/sys/kernel/sched_ext/root/ops")
+CPU1_ONLINE = Path("/sys/devices/system/cpu/cpu1/online")
+ECODE_ACT_RESTART = 1 << 48
+WORKLOAD_SECONDS = 20
+
+
+class Workload:
+    """stress-ng on every CPU, in the background; it must finish despite the faults."""
+
+    def __init__(self, tmp_path: Path, seconds: int = WORKLOAD_SECONDS) -> None:
+        self.seconds = seconds
+        self.proc = subprocess.Popen(["stress-ng", "--cpu", "2", "-t", f"{seconds}s"], cwd=tmp_path,
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+    def assert_completes(self) -> None:
+        out, _ = self.proc.communicate(timeout=self.seconds + 300)
+        assert self.proc.returncode == 0, out
+
+
+@pytest.fixture
+def workload(tmp_path):
+    loads: list[Workload] = []
+
+    def start() -> Workload:
+        loads.append(Workload(tmp_path))
+        return loads[-1]
+
+    yield start
+    for load in loads:
+        if load.proc.poll() is None:
+            load.proc.kill()
+            load.proc.wait()
+
+
+def wait_reattached(run, restarts: int, since: float, timeout: float = 240) -> float:
+    """Wait until the supervisor has restarted `restarts` times and a new worker is
+    attached (state enabled, ops pyland); returns the seconds since `since`."""
+    old_worker = run.status().get("worker_pid")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = run.status()
+        if run.proc.poll() is not None:
+            pytest.fail(f"the supervisor exited ({run.proc.returncode})\n{run.diagnosis()}")
+        if (status.get("restarts", 0) >= restarts and status.get("worker_pid") not in (None, old_worker)
+                and sched_ext_state() == "enabled" and ROOT_OPS.read_text().startswith("pyland")):
+            return time.monotonic() - since
+        time.sleep(0.1)
+    pytest.fail(f"no worker re-attached within {timeout} s (status {run.status()})\n{run.diagnosis()}")
+
+
+def wait_left(timeout: float = 120) -> float:
+    """Wait until the scheduler is no longer enabled; returns when that was seen."""
+    deadline = time.monotonic() + timeout
+    while sched_ext_state() == "enabled":
+        assert time.monotonic() < deadline, f"the scheduler was not thrown out within {timeout} s"
+        time.sleep(0.05)
+    return time.monotonic()
+
+
+def stop_cleanly(run) -> None:
+    assert run.stop(signal.SIGTERM) == 0, run.diagnosis()
+    assert wait_for_state("disabled", 60)
+
+
+def test_kill_9_of_the_worker_attaches_a_new_worker(start_scx, workload):
+    run = start_scx("--policy", "fifo")
+    load = workload()
+    worker = run.worker_pid()
+    assert worker
+    killed = time.monotonic()
+    os.kill(worker, signal.SIGKILL)
+    recovery = wait_reattached(run, 1, killed)
+    record_result("supervisor_kill9", {"recovery_s": round(recovery, 2)})
+    status = run.status()
+    assert status["restarts"] == 1
+    assert status["last_exit"]["signal"] == "SIGKILL"
+    load.assert_completes()
+    assert run.status()["restarts"] == 1, run.diagnosis()
+    stop_cleanly(run)
+
+
+def test_a_stall_is_reported_and_the_worker_restarted(start_scx, workload):
+    run = start_scx("--policy", "fifo", "--timeout-ms", "3000", "--debug-stall-after", "5")
+    load = workload()
+    left = wait_left(180)
+    recovery = wait_reattached(run, 1, left)
+    record_result("supervisor_stall", {"recovery_s": round(recovery, 2)})
+    last = run.status()["last_exit"]
+    assert last["kind"] == "ERROR_STALL", last
+    assert "runnable task stall" in last["reason"], last
+    assert "restart 1: the kernel unregistered the scheduler: runnable task stall" in run.output
+    stop_cleanly(run)
+    load.assert_completes()
+
+
+def test_a_bpf_error_restarts_the_worker(start_scx, workload):
+    run = start_scx("--policy", "fifo", "--debug-bpf-error-after", "5")
+    load = workload()
+    left = wait_left(180)
+    recovery = wait_reattached(run, 1, left)
+    record_result("supervisor_bpf_error", {"recovery_s": round(recovery, 2)})
+    last = run.status()["last_exit"]
+    assert last["kind"] == "ERROR_BPF", last
+    assert "error requested by user space" in run.output
+    stop_cleanly(run)
+    load.assert_completes()
+
+
+def test_cpu_hotplug_makes_the_kernel_ask_for_a_restart_and_a_new_worker_attaches(start_scx, workload):
+    run = start_scx("--policy", "fifo")
+    load = workload()
+    try:
+        offlined = time.monotonic()
+        CPU1_ONLINE.write_text("0")
+        offline_recovery = wait_reattached(run, 1, offlined)
+        offline_exit = run.status()["last_exit"]
+        onlined = time.monotonic()
+        CPU1_ONLINE.write_text("1")
+        online_recovery = wait_reattached(run, 2, onlined)
+        online_exit = run.status()["last_exit"]
+    finally:
+        CPU1_ONLINE.write_text("1")
+    record_result("supervisor_cpu_hotplug", {
+        "offline_recovery_s": round(offline_recovery, 2), "online_recovery_s": round(online_recovery, 2),
+        "offline_exit": f"{offline_exit['kind']} code 0x{offline_exit['exit_code']:x}: {offline_exit['reason']}",
+        "online_exit": f"{online_exit['kind']} code 0x{online_exit['exit_code']:x}: {online_exit['reason']}"})
+    for last in (offline_exit, online_exit):
+        assert last["kind"] == "UNREG_KERN", last
+        assert last["exit_code"] & ECODE_ACT_RESTART, last
+        assert "the kernel asked for a restart" in last["reason"], last
+    load.assert_completes()
+    stop_cleanly(run)
+
+
+def test_sysrq_s_is_an_operator_reset_and_a_new_worker_attaches(start_scx, workload):
+    run = start_scx("--policy", "fifo")
+    load = workload()
+    reset = time.monotonic()
+    Path("/proc/sysrq-trigger").write_text("S")
+    recovery = wait_reattached(run, 1, reset)
+    record_result("supervisor_sysrq", {"recovery_s": round(recovery, 2)})
+    assert run.status()["last_exit"]["kind"] == "SYSRQ"
+    assert "restart 1: operator reset (sysrq-S)" in run.output
+    load.assert_completes()
+    stop_cleanly(run)
+
+
+def test_sysrq_s_with_sysrq_final_is_not_reattached(start_scx, workload):
+    run = start_scx("--policy", "fifo", "--sysrq-final")
+    load = workload()
+    Path("/proc/sysrq-trigger").write_text("S")
+    assert run.wait_exit() == 72, run.diagnosis()
+    assert wait_for_state("disabled", 30)
+    assert "--sysrq-final: not re-attaching" in run.output
+    assert run.status()["restarts"] == 0
+    load.assert_completes()
+    assert sched_ext_state() == "disabled"
+
+
+def test_a_frozen_worker_is_killed_and_replaced_after_the_kernel_drops_it(start_scx, workload):
+    run = start_scx("--policy", "fifo", "--timeout-ms", "3000", "--frozen-grace", "3")
+    load = workload()
+    worker = run.worker_pid()
+    stopped = time.monotonic()
+    os.kill(worker, signal.SIGSTOP)
+    recovery = wait_reattached(run, 1, stopped)
+    record_result("supervisor_frozen_worker", {"recovery_s": round(recovery, 2)})
+    assert "the worker is still alive: killing it" in run.output
+    assert not Path(f"/proc/{worker}").exists()
+    load.assert_completes()
+    stop_cleanly(run)
+
+
+def test_a_worker_that_cannot_start_is_reported_once_and_not_retried(start_scx, tmp_path):
+    first = start_scx("--policy", "fifo", "--no-supervisor")
+    status_file = tmp_path / "second-status.json"
+    second = subprocess.run(["scx_pyland", "--policy", "fifo", "--status-file", str(status_file)],
+                            capture_output=True, text=True, timeout=300)
+    assert second.returncode == 69, second.stderr
+    errors = [line for line in second.stderr.splitlines() if "error" in line]
+    assert len(errors) == 1, second.stderr
+    assert "another sched_ext scheduler is attached" in errors[0]
+    assert "the worker cannot start (status 69); not retrying" in second.stderr
+    assert '"restarts": 0' in status_file.read_text()
+    first.assert_attached()
+    assert first.stop() == 0
+
+
+def test_a_worker_that_keeps_failing_makes_the_supervisor_give_up(start_scx, workload):
+    run = start_scx("--policy", "fifo", "--timeout-ms", "2000", "--debug-stall-after", "1",
+                    "--max-restarts", "2", "--restart-delay", "0.1")
+    load = workload()
+    assert run.wait_exit(600) == 71, run.diagnosis()
+    assert wait_for_state("disabled", 30)
+    errors = [line for line in run.output.splitlines() if "error: giving up" in line]
+    assert len(errors) == 1, run.output
+    assert "failed 3 times" in errors[0] and "runnable task stall" in errors[0]
+    assert run.status()["restarts"] == 2
+    load.assert_completes()
+
+
+def test_sigterm_stops_the_supervisor_with_0_and_leaves_sched_ext_disabled(start_scx):
+    run = start_scx("--policy", "fifo")
+    worker = run.worker_pid()
+    assert run.stop(signal.SIGTERM) == 0, run.diagnosis()
+    assert sched_ext_state() == "disabled"
+    assert not Path(f"/proc/{worker}").exists()
+    assert "stopped (SIGTERM)" in run.output
+    assert run.report()["kind"] == "UNREG"
