@@ -244,6 +244,7 @@ static s32 pick_idle_in_domain(const struct task_struct *p, s32 prev_cpu, s32 le
 
 	if (!d)
 		return -1;
+	/* May be missing: a CPU that came online after start-up. */
 	domain = d->mask;
 	if (!domain)
 		return -1;
@@ -272,9 +273,10 @@ static s32 pick_idle_cpu(const struct task_struct *p, s32 prev_cpu, struct bpf_c
 	    scx_bpf_test_and_clear_cpu_idle(prev_cpu))
 		return prev_cpu;
 	if ((cpu = pick_idle_in_domain(p, prev_cpu, DOMAIN_L2, tmp, 0)) >= 0 ||
-	    (cpu = pick_idle_in_domain(p, prev_cpu, DOMAIN_L3, tmp, 0)) >= 0)
+	    (cpu = pick_idle_in_domain(p, prev_cpu, DOMAIN_L3, tmp, 0)) >= 0 ||
+	    (cpu = scx_bpf_pick_idle_cpu(p->cpus_ptr, 0)) >= 0)
 		return cpu;
-	return scx_bpf_pick_idle_cpu(p->cpus_ptr, 0);
+	return -1;	/* the kfunc says -EBUSY */
 }
 
 /* This CPU's scratch mask, created the first time; NULL if out of memory. */

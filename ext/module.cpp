@@ -4,6 +4,8 @@
 #include <nanobind/nanobind.h>
 #include <nanobind/stl/optional.h>
 #include <nanobind/stl/string.h>
+#include <nanobind/stl/pair.h>
+#include <nanobind/stl/tuple.h>
 #include <nanobind/stl/vector.h>
 
 #include <bpf/libbpf.h>
@@ -35,6 +37,8 @@ struct PyScheduler {
     Scheduler sched;
     std::vector<QueuedTask> queued;
     std::vector<DispatchedTask> dispatched;
+    std::vector<std::pair<int32_t, int32_t>> select_in;
+    std::vector<int32_t> select_out;
     explicit PyScheduler(const Options &o) : sched(o) {}
 };
 
@@ -55,6 +59,9 @@ NB_MODULE(_bpf, m) {
     m.attr("__version__") = SCX_PYLAND_VERSION;
     m.attr("RL_CPU_ANY") = static_cast<int>(RL_CPU_ANY);
     m.attr("RL_PREEMPT") = static_cast<int>(RL_PREEMPT);
+    m.attr("DOMAIN_SMT") = static_cast<int>(DOMAIN_SMT);
+    m.attr("DOMAIN_L2") = static_cast<int>(DOMAIN_L2);
+    m.attr("DOMAIN_L3") = static_cast<int>(DOMAIN_L3);
 
     auto error = nb::exception<Error>(m, "Error", PyExc_RuntimeError);
     nb::exception<SchedExtUnavailable>(m, "SchedExtUnavailable", error);
@@ -121,11 +128,14 @@ NB_MODULE(_bpf, m) {
                             "(or leaving a with block, or garbage collection) detaches.")
         .def("__init__",
              [](PyScheduler *s, uint64_t slice_ns, uint32_t timeout_ms, uint32_t exit_dump_len, bool partial,
-                bool verbose, std::string name) {
-                 new (s) PyScheduler(Options{slice_ns, timeout_ms, exit_dump_len, partial, verbose, name});
+                bool verbose, std::string name, bool smt_enabled, bool direct_dispatch,
+                std::vector<std::tuple<int, int, std::vector<int>>> domains) {
+                 new (s) PyScheduler(Options{slice_ns, timeout_ms, exit_dump_len, partial, verbose, name,
+                                             smt_enabled, direct_dispatch, std::move(domains)});
              },
              nb::kw_only(), "slice_ns"_a = 20'000'000, "timeout_ms"_a = 5000, "exit_dump_len"_a = 0,
-             "partial"_a = false, "verbose"_a = false, "name"_a = "pyland")
+             "partial"_a = false, "verbose"_a = false, "name"_a = "pyland", "smt_enabled"_a = false,
+             "direct_dispatch"_a = true, "domains"_a = std::vector<std::tuple<int, int, std::vector<int>>>{})
         .def("dequeue",
              [](PyScheduler &s, size_t max) {
                  s.queued.clear();
@@ -139,6 +149,28 @@ NB_MODULE(_bpf, m) {
         .def("dispatch",
              [](PyScheduler &s, const nb::list &tasks) { return s.sched.dispatch(gather(tasks, s.dispatched)); },
              "tasks"_a, "Send decisions in order; returns how many went (fewer when the ring is full).")
+        .def("select_cpus",
+             [](PyScheduler &s, const nb::list &tasks) {
+                 s.select_in.clear();
+                 s.select_out.clear();
+                 for (nb::handle t : tasks)
+                     s.select_in.emplace_back(nb::cast<int32_t>(t.attr("pid")), nb::cast<int32_t>(t.attr("cpu")));
+                 s.sched.select_cpus(s.select_in, s.select_out);
+                 return s.select_out;
+             },
+             "tasks"_a,
+             "An idle CPU for each task (anything with .pid and .cpu, e.g. QueuedTask), nearest "
+             "to its previous CPU first; -1 where none is idle. One BPF program run per 256 tasks.")
+        .def("select_cpu",
+             [](PyScheduler &s, int32_t pid, int32_t prev_cpu) {
+                 std::pair<int32_t, int32_t> one{pid, prev_cpu};
+                 s.select_out.clear();
+                 s.sched.select_cpus({&one, 1}, s.select_out);
+                 return s.select_out[0];
+             },
+             "pid"_a, "prev_cpu"_a, "An idle CPU for one task, or -1.")
+        .def("read_domain", [](PyScheduler &s, int level, int cpu) { return s.sched.read_domain(level, cpu); },
+             "level"_a, "cpu"_a, "The CPUs of a cache domain as the BPF side holds them (level: 0 SMT, 1 L2, 2 L3).")
         .def("notify_complete", [](PyScheduler &s, uint64_t n) { s.sched.notify_complete(n); }, "nr_pending"_a,
              nb::call_guard<nb::gil_scoped_release>(),
              "End a cycle: tell the BPF side how many tasks the policy still holds, then yield.")

@@ -147,6 +147,7 @@ Scheduler::Scheduler(const Options &options) {
     check_environment();
     load(options);
     register_worker();
+    init_domains(options);
     attach();
 
     queued_.reset(ring_buffer__new(bpf_map__fd(skel_->maps.queued), [](void *ctx, void *data, size_t size) {
@@ -175,6 +176,8 @@ void Scheduler::load(const Options &options) {
     const bpf_object *obj = skel_->obj;
 
     skel_->rodata->slice_ns = options.slice_ns;
+    skel_->rodata->smt_enabled = options.smt_enabled;
+    skel_->rodata->direct_dispatch = options.direct_dispatch;
 
     // The kernel accepts only [A-Za-z0-9_.] in the name; the version tells which
     // scx_pyland is attached (root/ops).
@@ -218,11 +221,64 @@ void Scheduler::load(const Options &options) {
     skel_->bss->nr_online_cpus = static_cast<uint64_t>(sysconf(_SC_NPROCESSORS_ONLN));
 }
 
-void Scheduler::register_worker() {
+// Run a syscall program (arguments and results travel through .bss); its return value.
+int Scheduler::run_syscall_prog(struct bpf_program *prog) {
     LIBBPF_OPTS(bpf_test_run_opts, opts);
-    int err = bpf_prog_test_run_opts(bpf_program__fd(skel_->progs.register_worker), &opts);
-    if (err || opts.retval != 0)
-        throw Error("cannot register the worker with the BPF side: " + errno_text(err ? errno : opts.retval));
+    if (bpf_prog_test_run_opts(bpf_program__fd(prog), &opts) != 0)
+        return -errno;
+    return static_cast<int>(opts.retval);
+}
+
+void Scheduler::register_worker() {
+    int err = run_syscall_prog(skel_->progs.register_worker);
+    if (err)
+        throw Error("cannot register the worker with the BPF side: " + errno_text(err));
+}
+
+void Scheduler::init_domains(const Options &options) {
+    for (const auto &[level, cpu, siblings] : options.domains) {
+        for (int sibling : siblings) {
+            skel_->bss->domain_level = level;
+            skel_->bss->domain_cpu = cpu;
+            skel_->bss->domain_sibling = sibling;
+            int err = run_syscall_prog(skel_->progs.enable_sibling_cpu);
+            if (err)
+                throw Error("cannot set up the cache domain " + std::to_string(level) + " of CPU " +
+                            std::to_string(cpu) + ": " + errno_text(err));
+        }
+    }
+}
+
+void Scheduler::select_cpus(std::span<const std::pair<int32_t, int32_t>> tasks, std::vector<int32_t> &out) {
+    auto *bss = skel_->bss;
+    for (size_t done = 0; done < tasks.size();) {
+        size_t n = std::min<size_t>(tasks.size() - done, SELECT_BATCH_MAX);
+        for (size_t i = 0; i < n; i++) {
+            bss->select_reqs[i].pid = tasks[done + i].first;
+            bss->select_reqs[i].prev_cpu = tasks[done + i].second;
+            bss->select_reqs[i].cpu = -1;
+        }
+        bss->nr_select_reqs = static_cast<uint32_t>(n);
+        int err = run_syscall_prog(skel_->progs.select_cpus);
+        if (err)
+            throw Error("select_cpus failed: " + errno_text(err));
+        for (size_t i = 0; i < n; i++)
+            out.push_back(bss->select_reqs[i].cpu);
+        done += n;
+    }
+}
+
+std::vector<int> Scheduler::read_domain(int level, int cpu) {
+    skel_->bss->domain_level = level;
+    skel_->bss->domain_cpu = cpu;
+    int err = run_syscall_prog(skel_->progs.read_domain);
+    if (err)
+        throw Error("read_domain failed: " + errno_text(err));
+    std::vector<int> cpus;
+    for (int c = 0; c < MAX_CPUS; c++)
+        if (skel_->bss->domain_bits[c / 64] & (1ULL << (c % 64)))
+            cpus.push_back(c);
+    return cpus;
 }
 
 void Scheduler::attach() {

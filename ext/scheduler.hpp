@@ -18,6 +18,8 @@
 #include <span>
 #include <stdexcept>
 #include <string>
+#include <tuple>
+#include <utility>
 #include <vector>
 
 #include "records.hpp"
@@ -26,6 +28,7 @@ struct pyland_bpf;
 struct ring_buffer;
 struct user_ring_buffer;
 struct bpf_link;
+struct bpf_program;
 
 namespace pyland {
 
@@ -53,6 +56,10 @@ struct Options {
     bool partial = false;             // SCX_OPS_SWITCH_PARTIAL
     bool verbose = false;             // libbpf debug output to stderr
     std::string name = "pyland";      // ops name, before the version suffix
+    bool smt_enabled = false;         // some core has several CPUs
+    bool direct_dispatch = true;      // select_cpu may dispatch to an idle CPU itself
+    // Cache domains for idle selection: (level, cpu, the CPUs sharing it), see intf.h.
+    std::vector<std::tuple<int, int, std::vector<int>>> domains;
 };
 
 struct Counters {
@@ -86,6 +93,13 @@ public:
     bool exited() const;
     // Debug only: make the BPF side call scx_bpf_error() on its next dispatch.
     void debug_request_error();
+
+    // Idle CPUs for tasks, nearest to their previous CPU first (the select_cpus
+    // program): one result per (pid, prev_cpu), -1 if none is idle, -ESRCH if the
+    // task is gone. One program run serves up to SELECT_BATCH_MAX tasks.
+    void select_cpus(std::span<const std::pair<int32_t, int32_t>> tasks, std::vector<int32_t> &out);
+    // The CPUs of `cpu`'s cache domain at `level`, as the BPF side holds them.
+    std::vector<int> read_domain(int level, int cpu);
     // Detach (if still attached) and return what the kernel said at exit.
     ExitInfo shutdown_and_report();
     Counters counters() const;
@@ -100,6 +114,8 @@ private:
 
     void load(const Options &options);
     void register_worker();
+    void init_domains(const Options &options);
+    int run_syscall_prog(struct bpf_program *prog);
     void attach();
 
     std::unique_ptr<pyland_bpf, SkelDeleter> skel_;

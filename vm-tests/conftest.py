@@ -18,7 +18,7 @@ import pytest
 STATE = Path("/sys/kernel/sched_ext/state")
 HERE = Path(__file__).resolve().parent
 # The selftest holds a deliberately failing test: run only on purpose.
-collect_ignore = ["selftest"]
+collect_ignore = ["selftest", "smt"]
 
 
 def sched_ext_state() -> str:

@@ -13,6 +13,8 @@ The worker drives it, one cycle at a time::
     policy.nr_pending              # how many it still holds (the worker runs again while > 0)
 
 plus :meth:`Policy.tick` about once a second and :meth:`Policy.on_exit` at the end.
+:meth:`Policy.select_cpus` asks the BPF side's idle tracking for an idle CPU near
+each task's last one (in one call for many tasks).
 A policy must not block, sleep, start threads or do I/O: it runs inside the
 scheduler of the whole machine.
 
@@ -22,6 +24,7 @@ Policies are plain Python, testable without a kernel: feed them records decoded 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from scx_pyland._bpf import RL_CPU_ANY, RL_PREEMPT, DispatchedTask, QueuedTask
@@ -49,6 +52,20 @@ class Policy:
         self.config = config
         if not self.name:
             self.name = type(self).__name__
+        self._select_cpus: Callable[[list[QueuedTask]], list[int]] | None = None
+
+    def use_scheduler(self, select_cpus: Callable[[list[QueuedTask]], list[int]]) -> None:
+        """Called by the worker once attached, to connect :meth:`select_cpus`."""
+        self._select_cpus = select_cpus
+
+    def select_cpus(self, tasks: list[QueuedTask]) -> list[int]:
+        """An idle CPU for each task, nearest to the CPU it last ran on (a whole idle
+        core first on SMT machines, then its L2 and L3 caches), or -1 where none it
+        may use is idle. Each CPU returned is claimed, so a batch gets distinct CPUs.
+        Without a kernel (tests, replays) every answer is -1."""
+        if self._select_cpus is None:
+            return [-1] * len(tasks)
+        return self._select_cpus(tasks)
 
     def enqueue(self, tasks: list[QueuedTask]) -> None:
         """Tasks that need a CPU, oldest first (possibly none)."""

@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from scx_pyland import _bpf, stats
+from scx_pyland import _bpf, stats, topology
 from scx_pyland.exits import ExitKind, WorkerStatus, is_error, kind_name, write_exit_info
 from scx_pyland.policy import Policy
 from scx_pyland.replay import TraceRecorder
@@ -36,6 +36,7 @@ BATCH = 512
 # How long a stopping worker waits for the BPF side to take the decisions it sent.
 DRAIN_TIMEOUT_S = 1.0
 TICK_NS = 1_000_000_000
+SCHED_EXT = 7   # the scheduling policy of sched_ext tasks (uapi)
 
 
 @dataclass(slots=True)
@@ -107,14 +108,22 @@ class Worker:
                 self.stats.close()
 
     def attach_and_run(self) -> int:
+        topo = topology.read_topology()
         sched = _bpf.Scheduler(
             slice_ns=self.options.slice_ns,
             timeout_ms=self.options.timeout_ms,
             exit_dump_len=self.options.exit_dump_len,
             partial=self.options.partial,
             verbose=self.options.verbose,
+            smt_enabled=topo.smt_enabled,
+            domains=cache_domains(topo),
         )
         with sched:
+            self.policy.use_scheduler(sched.select_cpus)
+            if self.options.partial:
+                # Only SCHED_EXT tasks are ours now: the worker must be one of them,
+                # or the BPF side would never see (and favour) it.
+                os.sched_setscheduler(0, SCHED_EXT, os.sched_param(0))
             log(f"attached as {sched.ops_name} ({self.policy.name} policy, "
                 f"{self.policy.config.nr_cpus} CPUs, slice {self.options.slice_ns // 1000} us)")
             if self.options.stats_interval:
@@ -263,6 +272,13 @@ class Worker:
                 f"dispatches: user {share(c.nr_user_dispatches)}, kernel {share(c.nr_kernel_dispatches)}, "
                 f"congested {share(c.nr_sched_congested)}; cancelled {c.nr_cancel_dispatches}, "
                 f"bounced {c.nr_bounce_dispatches}, failed {c.nr_failed_dispatches}")
+
+
+def cache_domains(topo: topology.Topology) -> list[tuple[int, int, list[int]]]:
+    """(level, cpu, CPUs sharing it) for the BPF side's idle-CPU selection."""
+    levels = ((_bpf.DOMAIN_SMT, topo.core_siblings), (_bpf.DOMAIN_L2, topo.l2_siblings),
+              (_bpf.DOMAIN_L3, topo.l3_siblings))
+    return [(level, cpu, siblings) for level, domains in levels for cpu, siblings in domains.items()]
 
 
 def received(c: _bpf.Counters) -> int:

@@ -9,7 +9,8 @@
    come first.
 4. Each cycle the task with the earliest deadline (then the earliest arrival, then
    the lowest pid) is dispatched, with the minimum slice scaled by its weight, on
-   any CPU (or on the CPU it last ran on, with --percpu-local).
+   an idle CPU near its last one if there is one, else on any CPU (or always on the
+   CPU it last ran on, with --percpu-local).
 
 One departure from scx_rustland: the vtime sent back with a task is its vruntime,
 not its deadline. The kernel reports that vtime at the task's next enqueue, where
@@ -63,9 +64,15 @@ class RustlandPolicy(Policy):
             return []
         # Rule 4: the earliest deadline runs next, for a slice scaled by its weight.
         _, _, pid, _, vruntime, task = heapq.heappop(self.pending)
+        if self.config.percpu_local:
+            cpu = task.cpu
+        else:
+            [cpu] = self.select_cpus([task])
+            if cpu < 0:
+                cpu = RL_CPU_ANY
         return [DispatchedTask(
             pid=pid,
-            cpu=task.cpu if self.config.percpu_local else RL_CPU_ANY,
+            cpu=cpu,
             slice_ns=self.config.slice_min_ns * task.weight // 100,
             vtime=vruntime,
             enq_cnt=task.enq_cnt,
