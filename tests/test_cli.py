@@ -73,3 +73,16 @@ def test_monitor_says_clearly_when_no_scheduler_runs(tmp_path):
                          capture_output=True, text=True, timeout=60, env=env)
     assert out.returncode == 1
     assert "no scx_pyland is running" in out.stderr
+
+
+def test_monitor_waits_through_a_worker_restart_and_says_so(tmp_path):
+    (tmp_path / "supervisor.json").write_text('{"state": "restarting", "restarts": 2}')
+    env = dict(os.environ, SCX_PYLAND_RUN_DIR=str(tmp_path))
+    proc = subprocess.Popen([sys.executable, "-m", "scx_pyland", "--monitor", "0.2"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        out, err = proc.communicate(timeout=3)
+    except subprocess.TimeoutExpired:
+        proc.terminate()
+        out, err = proc.communicate()
+    assert "waiting for the worker (restarting, restarts 2)" in err

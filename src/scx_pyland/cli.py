@@ -174,24 +174,47 @@ def supervise(args: argparse.Namespace, argv: list[str]) -> int:
     return Supervisor(worker_command(argv), options, env).run()
 
 
-def monitor(interval: float) -> int:
-    """Print the running scheduler's statistics until it stops or we are interrupted."""
+def monitor(interval: float, status_file: Path = STATUS_FILE) -> int:
+    """Print the running scheduler's statistics until it stops or we are interrupted.
+    Across a worker restart (the supervisor's status file says so) it keeps going and
+    shows the restart count and the last exit."""
     from scx_pyland import stats
 
     previous = None
+    restarts_seen = None
     try:
         while True:
+            supervisor = read_supervisor_status(status_file)
             try:
                 snapshot = stats.read_snapshot()
             except stats.NoScheduler as err:
+                if supervisor.get("state") in ("starting", "running", "restarting"):
+                    print(f"scx_pyland: waiting for the worker ({supervisor['state']}, "
+                          f"restarts {supervisor.get('restarts', 0)})", file=sys.stderr, flush=True)
+                    previous = None
+                    time.sleep(interval)
+                    continue
                 print(f"scx_pyland: {err}", file=sys.stderr)
                 return 1
-            if previous is not None:
+            if supervisor and supervisor.get("restarts") != restarts_seen:
+                restarts_seen = supervisor.get("restarts")
+                last = (supervisor.get("last_exit") or {}).get("reason", "none")
+                print(f"supervisor: restarts {restarts_seen}, last exit: {last}", flush=True)
+            if previous is not None and previous.pid == snapshot.pid:
                 print(stats.format_line(previous, snapshot), flush=True)
             previous = snapshot
             time.sleep(interval)
     except KeyboardInterrupt:
         return 0
+
+
+def read_supervisor_status(path: Path) -> dict:
+    """The supervisor's status file, or {} when there is none (or it cannot be read)."""
+    import json
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -202,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
         print(stats.help_text())
         return 0
     if args.monitor:
-        return monitor(args.monitor)
+        return monitor(args.monitor, args.status_file)
     if args.slice_us_min > args.slice_us:
         parser.error(f"--slice-us-min ({args.slice_us_min}) is larger than --slice-us ({args.slice_us})")
     if args.record and not args.record.parent.is_dir():

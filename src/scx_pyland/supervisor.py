@@ -39,7 +39,7 @@ from scx_pyland.exits import (ECODE_ACT_RESTART, ExitKind, SupervisorStatus, Wor
                               read_exit_info)
 
 SCHED_EXT = Path("/sys/kernel/sched_ext")
-STATUS_FILE = Path("/run/scx_pyland/supervisor.json")
+STATUS_FILE = Path(os.environ.get("SCX_PYLAND_RUN_DIR", "/run/scx_pyland")) / "supervisor.json"
 # How long a worker's process group may take to vanish after SIGKILL.
 GROUP_KILL_TIMEOUT_S = 10.0
 
