@@ -135,6 +135,16 @@ void check_environment() {
         throw SchedulerBusy("another sched_ext scheduler is attached (" + ops + ", state " + state +
                             "); stop it first");
     }
+    // Can this process use bpf() at all? Asked before anything else is set up, so an
+    // unprivileged container gets one clear line instead of warnings and then this.
+    int fd = bpf_map_create(BPF_MAP_TYPE_ARRAY, "pyland_probe", 4, 4, 1, nullptr);
+    if (fd >= 0) {
+        ::close(fd);
+    } else if (errno == EPERM || errno == EACCES) {
+        throw NotPrivileged("the kernel refused bpf() (" + errno_text(errno) +
+                            "): scx_pyland needs root with CAP_SYS_ADMIN, CAP_BPF and CAP_PERFMON "
+                            "(in a container: --privileged, or the capabilities in README.md)");
+    }
 }
 
 void Scheduler::SkelDeleter::operator()(pyland_bpf *skel) const { pyland_bpf__destroy(skel); }
