@@ -21,9 +21,10 @@ TOOLBOX_SRC=/src/scx_pyland
 TOOLBOX_VENV=${SCX_PYLAND_VENV:-/opt/scx_pyland}
 KERNELS_LIST=$SCRIPTS_DIR/kernels.list
 # The container image scripts/build-image makes, and where scripts/vm-test saves it
-# for the guests (inside the toolbox, one per venv so checkouts do not collide).
+# for the guests (inside the toolbox, one per venv so checkouts do not collide;
+# not under /var/tmp or /var/cache, which are empty tmpfs mounts in a guest).
 IMAGE_TAG=${SCX_PYLAND_IMAGE:-localhost/scx_pyland:latest}
-TOOLBOX_IMAGE_ARCHIVE=/var/tmp/scx_pyland-images/$(basename "$TOOLBOX_VENV").tar.zst
+TOOLBOX_IMAGE_ARCHIVE=/var/lib/scx_pyland-images/$(basename "$TOOLBOX_VENV").tar.zst
 TOOLBOX_PATH=$TOOLBOX_VENV/bin:/opt/vng/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 
 _step="(start)"
