@@ -11,6 +11,8 @@
 ENGINE_DATA=${ENGINE_DATA:-/var/lib/scx_pyland-engine}
 ENGINE_RUN=${ENGINE_RUN:-/run/scx_pyland-engine}
 export DOCKER_HOST=unix://$ENGINE_RUN/docker.sock
+# This host has a hybrid cgroup hierarchy: podman 5 warns about it on every command.
+export PODMAN_IGNORE_CGROUPSV1_WARNING=1
 dockerd_pid=""
 
 engine_log() { printf '    %s\n' "$*" >&2; }

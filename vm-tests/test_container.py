@@ -77,15 +77,40 @@ def docker():
         yield d
     finally:
         subprocess.run(["docker", "rm", "-f", "scx"], capture_output=True, env=d.env, timeout=120)
+        # dockerd stops its containerd; anything of its tree still alive after that
+        # is killed, so no engine process competes with the tests that follow.
+        tree = descendants(dockerd.pid)
         dockerd.terminate()
         try:
             dockerd.wait(60)
         except subprocess.TimeoutExpired:
             dockerd.kill()
             dockerd.wait()
+        for pid in tree:
+            try:
+                os.kill(pid, 9)
+            except ProcessLookupError:
+                pass
         log.close()
         subprocess.run(["umount", "-l", str(DATA)], check=False)
         wait_for_state("disabled", 60)
+
+
+def descendants(pid: int) -> list[int]:
+    """The processes under PID, now."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
 
 
 def logs(docker: Docker, name: str) -> str:
