@@ -179,3 +179,32 @@ def test_container_without_privileges_refuses_in_one_line(docker, flags, missing
     assert sched_ext_state() == "disabled"
     record_result("container_refused", {"flags": " ".join(flags), "refused_s": round(time.monotonic() - started, 1),
                                         "line": lines[0]})
+
+
+def test_killed_worker_is_restarted_inside_the_container(docker):
+    """SIGKILL to the worker: the supervisor (PID 1) starts a new one and the
+    scheduler is attached again; the container itself never restarts."""
+    assert wait_for_state("disabled", 60)
+    docker("run", "-d", "--name", "scx", "--network=host", *LEAST_PRIVILEGE, IMAGE, "--policy", "fifo")
+    try:
+        deadline = time.monotonic() + 240
+        while sched_ext_state() != "enabled":
+            assert time.monotonic() < deadline, f"not attached within 240 s\n{logs(docker, 'scx')}"
+            time.sleep(0.2)
+        supervisor = int(docker("inspect", "-f", "{{.State.Pid}}", "scx").stdout)
+        workers = descendants(supervisor)
+        assert workers, f"PID 1 of the container ({supervisor}) has no worker child\n{logs(docker, 'scx')}"
+        os.kill(workers[0], 9)
+        assert wait_for_state("disabled", 30), "the scheduler stayed attached after its worker was killed"
+        assert wait_for_state("enabled", 240), f"not attached again\n{logs(docker, 'scx')}"
+        assert OPS.read_text().strip().startswith("pyland")
+        state = docker("inspect", "-f", "{{.State.Running}} {{.RestartCount}}", "scx").stdout.split()
+        assert state == ["true", "0"], state
+        assert workers[0] not in descendants(supervisor)
+        docker("stop", "-t", str(STOP_TIMEOUT_S), "scx", timeout=STOP_TIMEOUT_S + 120)
+        output = logs(docker, "scx")
+        assert docker("inspect", "-f", "{{.State.ExitCode}}", "scx").stdout.strip() == "0", output
+        assert wait_for_state("disabled", 30)
+        record_result("container_worker_restart", {"log_tail": output.splitlines()[-3:]})
+    finally:
+        docker("rm", "-f", "scx", check=False)
