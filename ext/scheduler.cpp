@@ -118,6 +118,16 @@ uint64_t ops_flag(const char *name) {
     return value.value_or(0);
 }
 
+// The CapEff mask of /proc/self/status, if it can be read.
+std::optional<uint64_t> effective_capabilities() {
+    std::ifstream status("/proc/self/status");
+    std::string line;
+    while (std::getline(status, line))
+        if (line.rfind("CapEff:", 0) == 0)
+            return std::stoull(line.substr(7), nullptr, 16);
+    return std::nullopt;
+}
+
 }  // namespace
 
 void check_environment() {
@@ -134,6 +144,32 @@ void check_environment() {
         auto ops = read_text(std::string(kSchedExt) + "/root/ops").value_or("unknown");
         throw SchedulerBusy("another sched_ext scheduler is attached (" + ops + ", state " + state +
                             "); stop it first");
+    }
+    // Privileges, checked before anything else is set up, so a container without
+    // them gets one clear line instead of warnings and then a load failure. The
+    // kernel's rules: bpf_capable() is CAP_BPF or CAP_SYS_ADMIN, perfmon_capable()
+    // (which the scheduler's kernel-pointer reads need) CAP_PERFMON or CAP_SYS_ADMIN.
+    constexpr int kCapSysAdmin = 21, kCapPerfmon = 38, kCapBpf = 39;
+    if (auto caps = effective_capabilities()) {
+        auto has = [&](int cap) { return (*caps >> cap) & 1; };
+        std::string missing;
+        if (!has(kCapBpf) && !has(kCapSysAdmin))
+            missing += " CAP_BPF";
+        if (!has(kCapPerfmon) && !has(kCapSysAdmin))
+            missing += " CAP_PERFMON";
+        if (!missing.empty())
+            throw NotPrivileged("scx_pyland lacks" + missing + ": it needs root with CAP_BPF and CAP_PERFMON "
+                                "(or CAP_SYS_ADMIN); in a container: --privileged, or the capabilities "
+                                "in README.md");
+    }
+    // Can this process use bpf() at all (seccomp, an LSM)?
+    int fd = bpf_map_create(BPF_MAP_TYPE_ARRAY, "pyland_probe", 4, 4, 1, nullptr);
+    if (fd >= 0) {
+        ::close(fd);
+    } else if (errno == EPERM || errno == EACCES) {
+        throw NotPrivileged("the kernel refused bpf() (" + errno_text(errno) +
+                            "): scx_pyland needs root with CAP_BPF and CAP_PERFMON (or CAP_SYS_ADMIN) "
+                            "(in a container: --privileged, or the capabilities in README.md)");
     }
 }
 
@@ -211,7 +247,7 @@ void Scheduler::load(const Options &options) {
             throw VerifierRejected("the kernel's verifier rejected the BPF scheduler:\n" + verifier_log_tail(25));
         throw NotPrivileged("the kernel refused to load BPF (" + errno_text(err) +
                             "): scx_pyland needs root with CAP_SYS_ADMIN, CAP_BPF and CAP_PERFMON "
-                            "(in a container: --privileged)");
+                            "(in a container: --privileged, or the capabilities in README.md)");
     }
     if (err) {
         if (libbpf_log.find("BEGIN PROG LOAD LOG") != std::string::npos)

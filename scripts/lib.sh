@@ -20,6 +20,11 @@ TOOLBOX_SRC=/src/scx_pyland
 # into its own (SCX_PYLAND_VENV=/opt/other) without disturbing the first.
 TOOLBOX_VENV=${SCX_PYLAND_VENV:-/opt/scx_pyland}
 KERNELS_LIST=$SCRIPTS_DIR/kernels.list
+# The container image scripts/build-image makes, and where scripts/vm-test saves it
+# for the guests (inside the toolbox, one per venv so checkouts do not collide;
+# not under /var/tmp or /var/cache, which are empty tmpfs mounts in a guest).
+IMAGE_TAG=${SCX_PYLAND_IMAGE:-localhost/scx_pyland:latest}
+TOOLBOX_IMAGE_ARCHIVE=/var/lib/scx_pyland-images/$(basename "$TOOLBOX_VENV").tar.zst
 TOOLBOX_PATH=$TOOLBOX_VENV/bin:/opt/vng/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 
 _step="(start)"
@@ -43,6 +48,8 @@ in_toolbox() {
     [ -x "$TOOLBOX/usr/bin/apt-get" ] || die "no toolbox at $TOOLBOX: run scripts/setup first"
     unshare --mount --propagation private -- /bin/bash -euc '
         R=$1; SRC=$2; REPO=$3; shift 3
+        # The root a mount of its own: container runtimes (runc) pivot_root from it.
+        mount --bind "$R" "$R"
         mount -t proc proc "$R/proc"
         mount --rbind /sys "$R/sys"
         mount --rbind /dev "$R/dev"
