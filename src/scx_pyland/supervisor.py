@@ -207,9 +207,8 @@ class Supervisor:
             if not verdict.restart:
                 if verdict.status == SupervisorStatus.SYSRQ_FINAL:
                     log(f"{verdict.reason}; --sysrq-final: not re-attaching")
-                elif verdict.status != SupervisorStatus.STOPPED:
-                    # The worker has said why, once; the status file has it too.
-                    log(f"the worker cannot start (status {ended.returncode}); not retrying")
+                # A worker that cannot start has said why in one line; the
+                # supervisor adds none (the status file has it too).
                 return verdict.status
             if not self.budget.spend(time.monotonic()):
                 log(f"error: giving up: the worker failed {self.budget.max_restarts + 1} times "
