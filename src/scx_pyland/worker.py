@@ -70,6 +70,7 @@ class Worker:
         self.stats: stats.StatsWriter | None = None
         self.last_line: stats.Snapshot | None = None
         self.next_line_ns = 0
+        self.stats_fd: int | None = None     # stderr, non-blocking, for --stats lines
         self.exit_fields: dict[str, object] = {}    # how it ended, for the supervisor
 
     def request_stop(self, signum: int = 0, frame: object = None) -> None:
@@ -109,6 +110,8 @@ class Worker:
 
     def attach_and_run(self) -> int:
         topo = topology.read_topology()
+        if self.options.stats_interval:
+            self.stats_fd = open_nonblocking_stderr()
         sched = _bpf.Scheduler(
             slice_ns=self.options.slice_ns,
             timeout_ms=self.options.timeout_ms,
@@ -126,10 +129,6 @@ class Worker:
                 os.sched_setscheduler(0, SCHED_EXT, os.sched_param(0))
             log(f"attached as {sched.ops_name} ({self.policy.name} policy, "
                 f"{self.policy.config.nr_cpus} CPUs, slice {self.options.slice_ns // 1000} us)")
-            if self.options.stats_interval:
-                # stderr may be a pipe that only another task drains: drop lines
-                # rather than ever wait for it.
-                os.set_blocking(sys.stderr.fileno(), False)
             self.started = time.monotonic()
             # Everything allocated so far lives as long as the worker: keep the
             # cyclic collector off it, and off the hot path altogether.
@@ -141,7 +140,6 @@ class Worker:
             except Exception:
                 sched.close()
                 gc.enable()
-                os.set_blocking(sys.stderr.fileno(), True)
                 log(f"error: the {self.policy.name} policy raised an exception; "
                     f"the scheduler is detached\n{traceback.format_exc()}")
                 self.exit_fields = {"error": traceback.format_exc(limit=0).strip()}
@@ -151,7 +149,6 @@ class Worker:
             counters = sched.counters()
             info = sched.shutdown_and_report()
         gc.enable()
-        os.set_blocking(sys.stderr.fileno(), True)
         self.policy.on_exit()
         log(self.exit_report(info, counters))
         self.exit_fields = {"kind": info.kind, "exit_code": info.exit_code,
@@ -243,8 +240,10 @@ class Worker:
         snapshot = stats.Snapshot(os.getpid(), now, dict(zip(stats.FIELD_NAMES, values)))
         line = stats.format_line(self.last_line, snapshot)
         self.last_line = snapshot
+        if self.stats_fd is None:
+            return
         try:
-            os.write(sys.stderr.fileno(), f"scx_pyland: {line}\n".encode())
+            os.write(self.stats_fd, f"scx_pyland: {line}\n".encode())
         except BlockingIOError:
             pass  # nobody reads stderr right now: drop the line
 
@@ -305,6 +304,18 @@ def compaction_off_locked_pages() -> Iterator[None]:
         if before not in (None, "0"):
             with open(path, "w") as f:
                 f.write(before)
+
+
+def open_nonblocking_stderr() -> int | None:
+    """stderr may be a pipe that only another task drains (in a container, the
+    shim): the --stats lines go through a non-blocking descriptor and are dropped
+    rather than ever waited for. It is a new open of the same pipe or terminal, so
+    the non-blocking flag does not leak to the supervisor, which shares stderr."""
+    try:
+        return os.open(f"/proc/self/fd/{sys.stderr.fileno()}", os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as err:
+        log(f"warning: no --stats lines: cannot reopen stderr without blocking: {err.strerror}")
+        return None
 
 
 def log(message: str) -> None:
