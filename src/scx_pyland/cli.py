@@ -36,12 +36,30 @@ With --no-supervisor also: 70 the policy raised an exception; 75 the kernel
 unregistered the scheduler (stall, error, sysrq-S, CPU hotplug)."""
 
 
-def positive_int(text: str) -> int:
+def _number(text: str, convert: type, noun: str):
     try:
-        value = int(text)
+        return convert(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+        raise argparse.ArgumentTypeError(f"not {noun}: {text!r}") from None
+
+
+def positive_int(text: str) -> int:
+    value = _number(text, int, "a whole number")
     if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be greater than 0: {text}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    value = _number(text, int, "a whole number")
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must not be negative: {text}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    value = _number(text, float, "a number")
+    if not value > 0:
         raise argparse.ArgumentTypeError(f"must be greater than 0: {text}")
     return value
 
@@ -50,36 +68,6 @@ def timeout_ms(text: str) -> int:
     value = positive_int(text)
     if value > 30_000:
         raise argparse.ArgumentTypeError(f"the kernel caps the watchdog at 30000 ms: {text}")
-    return value
-
-
-def non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must not be negative: {text}")
-    return value
-
-
-def seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be greater than 0: {text}")
-    return value
-
-
-def positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be greater than 0: {text}")
     return value
 
 
@@ -127,19 +115,19 @@ def build_parser() -> argparse.ArgumentParser:
     sup.add_argument("--sysrq-final", action="store_true",
                      help="make sysrq-S final: log it and exit 72 instead of re-attaching "
                           "(default: restart, logged as an operator reset)")
-    sup.add_argument("--restart-delay", type=seconds, default=0.25, metavar="SECS",
+    sup.add_argument("--restart-delay", type=positive_float, default=0.25, metavar="SECS",
                      help="delay before the first restart; it doubles with each failure "
                           "in a row (default: %(default)s)")
-    sup.add_argument("--restart-delay-max", type=seconds, default=30.0, metavar="SECS",
+    sup.add_argument("--restart-delay-max", type=positive_float, default=30.0, metavar="SECS",
                      help="the longest delay between restarts (default: %(default)s)")
-    sup.add_argument("--stable-after", type=seconds, default=60.0, metavar="SECS",
+    sup.add_argument("--stable-after", type=positive_float, default=60.0, metavar="SECS",
                      help="a worker that ran this long resets the delay (default: %(default)s)")
     sup.add_argument("--max-restarts", type=positive_int, default=10, metavar="N",
                      help="restarts allowed within --restart-window; one more failure and "
                           "the supervisor gives up with status 71 (default: %(default)s)")
-    sup.add_argument("--restart-window", type=seconds, default=300.0, metavar="SECS",
+    sup.add_argument("--restart-window", type=positive_float, default=300.0, metavar="SECS",
                      help="the window of --max-restarts (default: %(default)s)")
-    sup.add_argument("--frozen-grace", type=seconds, default=10.0, metavar="SECS",
+    sup.add_argument("--frozen-grace", type=positive_float, default=10.0, metavar="SECS",
                      help="kill a worker that is still alive this long after the kernel "
                           "dropped the scheduler (default: %(default)s)")
     sup.add_argument("--status-file", type=Path, default=STATUS_FILE, metavar="FILE",
@@ -151,10 +139,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     debug = parser.add_argument_group(
         "debug options", "fault injection for tests: never use these in production")
-    debug.add_argument("--debug-stall-after", type=seconds, metavar="SECS",
+    debug.add_argument("--debug-stall-after", type=positive_float, metavar="SECS",
                        help="DEBUG: after SECS seconds the worker stops dispatching, so the "
                             "kernel's watchdog ejects the scheduler (runnable task stall)")
-    debug.add_argument("--debug-bpf-error-after", type=seconds, metavar="SECS",
+    debug.add_argument("--debug-bpf-error-after", type=positive_float, metavar="SECS",
                        help="DEBUG: after SECS seconds the BPF side calls scx_bpf_error() on "
                             "its next dispatch (exit kind ERROR_BPF)")
     return parser
