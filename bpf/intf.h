@@ -38,7 +38,9 @@ enum pyland_domain_level {
 	DOMAIN_SMT = 0,
 	DOMAIN_L2 = 1,
 	DOMAIN_L3 = 2,
-	NR_DOMAIN_LEVELS = 3,
+	/* CPU 0's mask at this level: every CPU online when the scheduler started. */
+	DOMAIN_ONLINE = 3,
+	NR_DOMAIN_LEVELS = 4,
 };
 
 /* dispatched_task.flags */

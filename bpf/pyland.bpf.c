@@ -172,6 +172,105 @@ static bool worker_has_work(void)
 	       bpf_ringbuf_query(&queued, BPF_RB_AVAIL_DATA) > 0;
 }
 
+static const struct cpumask *cast_mask(struct bpf_cpumask *mask)
+{
+	return (const struct cpumask *)mask;
+}
+
+static struct domain_mask *lookup_domain(s32 level, s32 cpu)
+{
+	u32 key = level * MAX_CPUS + cpu;
+
+	if (cpu < 0 || cpu >= MAX_CPUS || level < 0 || level >= NR_DOMAIN_LEVELS)
+		return NULL;
+	return bpf_map_lookup_elem(&cpu_domains, &key);
+}
+
+/*
+ * An idle CPU among @mask's that @p may use (its whole core idle with
+ * SCX_PICK_IDLE_CORE), claimed; -1 if none. @tmp is scratch space.
+ */
+static s32 pick_idle_in(const struct task_struct *p, struct bpf_cpumask *mask,
+			struct bpf_cpumask *tmp, u64 flags)
+{
+	s32 cpu;
+
+	if (!mask)
+		return -1;
+	bpf_cpumask_and(tmp, cast_mask(mask), p->cpus_ptr);
+	cpu = scx_bpf_pick_idle_cpu(cast_mask(tmp), flags);
+	return cpu >= 0 ? cpu : -1;	/* the kfunc says -EBUSY */
+}
+
+/* @level's domain of @cpu, or NULL (e.g. a CPU that came online after start-up). */
+static struct bpf_cpumask *domain_of(s32 level, s32 cpu)
+{
+	struct domain_mask *d = lookup_domain(level, cpu);
+
+	return d ? d->mask : NULL;
+}
+
+/*
+ * Pick an idle CPU for @p, nearest to @prev_cpu first: with SMT, a whole idle core
+ * (in prev's core, then its L2, then its L3, then anywhere); then any idle CPU
+ * (prev itself, then its L2, its L3, anywhere). The CPU returned is claimed (no
+ * longer idle for the next pick); -1 if no CPU @p may use is idle.
+ *
+ * Only CPUs online at start-up are candidates: a CPU coming online shows up idle
+ * before sched_ext serves it, and a task queued there would wait until the
+ * kernel's hotplug restart request (tasks waited into a watchdog stall that way).
+ */
+static s32 pick_idle_cpu(const struct task_struct *p, s32 prev_cpu, struct bpf_cpumask *tmp)
+{
+	struct bpf_cpumask *online = domain_of(DOMAIN_ONLINE, 0);
+	s32 cpu;
+
+	if (smt_enabled) {
+		if ((cpu = pick_idle_in(p, domain_of(DOMAIN_SMT, prev_cpu), tmp, SCX_PICK_IDLE_CORE)) >= 0 ||
+		    (cpu = pick_idle_in(p, domain_of(DOMAIN_L2, prev_cpu), tmp, SCX_PICK_IDLE_CORE)) >= 0 ||
+		    (cpu = pick_idle_in(p, domain_of(DOMAIN_L3, prev_cpu), tmp, SCX_PICK_IDLE_CORE)) >= 0 ||
+		    (cpu = pick_idle_in(p, online, tmp, SCX_PICK_IDLE_CORE)) >= 0)
+			return cpu;
+	}
+	if (online && prev_cpu >= 0 && bpf_cpumask_test_cpu(prev_cpu, p->cpus_ptr) &&
+	    bpf_cpumask_test_cpu(prev_cpu, cast_mask(online)) &&
+	    scx_bpf_test_and_clear_cpu_idle(prev_cpu))
+		return prev_cpu;
+	if ((cpu = pick_idle_in(p, domain_of(DOMAIN_L2, prev_cpu), tmp, 0)) >= 0 ||
+	    (cpu = pick_idle_in(p, domain_of(DOMAIN_L3, prev_cpu), tmp, 0)) >= 0)
+		return cpu;
+	return pick_idle_in(p, online, tmp, 0);
+}
+
+/* This CPU's scratch mask, created the first time; NULL if out of memory. */
+static struct bpf_cpumask *this_cpu_scratch(void)
+{
+	u32 key = 0;
+	struct domain_mask *s = bpf_map_lookup_elem(&scratch_mask, &key);
+	struct bpf_cpumask *mask, *old;
+
+	if (!s)
+		return NULL;
+	mask = s->mask;
+	if (mask)
+		return mask;
+	mask = bpf_cpumask_create();
+	if (!mask)
+		return NULL;
+	old = bpf_kptr_xchg(&s->mask, mask);
+	if (old)
+		bpf_cpumask_release(old);
+	return s->mask;
+}
+
+/* Any idle CPU @p may use among those online at start-up, claimed; -1 if none. */
+static s32 pick_idle_online(const struct task_struct *p)
+{
+	struct bpf_cpumask *tmp = this_cpu_scratch();
+
+	return tmp ? pick_idle_in(p, domain_of(DOMAIN_ONLINE, 0), tmp, 0) : -1;
+}
+
 /*
  * Make sure the worker gets a CPU soon, as @p was just queued for it: unless it is
  * running already, kick an idle CPU that @p may use (it shares at least that one
@@ -186,7 +285,7 @@ static void wake_worker(const struct task_struct *p)
 
 	if (worker_running || !can_kick_cpus())
 		return;
-	cpu = scx_bpf_pick_idle_cpu(p->cpus_ptr, 0);
+	cpu = pick_idle_online(p);
 	if (cpu >= 0)
 		kick_cpu(cpu, SCX_KICK_IDLE);
 }
@@ -210,94 +309,12 @@ static void insert_on_cpu(struct task_struct *p, s32 cpu, u64 slice, u64 vtime, 
 /* Run @p on any CPU it may use: an idle one if there is one, else the shared DSQ. */
 static void insert_anywhere(struct task_struct *p, u64 slice, u64 vtime, u64 enq_flags)
 {
-	s32 cpu = scx_bpf_pick_idle_cpu(p->cpus_ptr, 0);
+	s32 cpu = pick_idle_online(p);
 
 	if (cpu >= 0 && cpu < MAX_CPUS)
 		insert_on_cpu(p, cpu, slice, vtime, enq_flags);
 	else
 		dsq_insert_vtime(p, SHARED_DSQ, slice, vtime, enq_flags);
-}
-
-static const struct cpumask *cast_mask(struct bpf_cpumask *mask)
-{
-	return (const struct cpumask *)mask;
-}
-
-static struct domain_mask *lookup_domain(s32 level, s32 cpu)
-{
-	u32 key = level * MAX_CPUS + cpu;
-
-	if (cpu < 0 || cpu >= MAX_CPUS || level < 0 || level >= NR_DOMAIN_LEVELS)
-		return NULL;
-	return bpf_map_lookup_elem(&cpu_domains, &key);
-}
-
-/*
- * An idle CPU in @level's domain of @prev_cpu that @p may use (its whole core idle
- * with SCX_PICK_IDLE_CORE), claimed; -1 if none. @tmp is scratch space.
- */
-static s32 pick_idle_in_domain(const struct task_struct *p, s32 prev_cpu, s32 level,
-			       struct bpf_cpumask *tmp, u64 flags)
-{
-	struct domain_mask *d = lookup_domain(level, prev_cpu);
-	struct bpf_cpumask *domain;
-
-	if (!d)
-		return -1;
-	/* May be missing: a CPU that came online after start-up. */
-	domain = d->mask;
-	if (!domain)
-		return -1;
-	bpf_cpumask_and(tmp, cast_mask(domain), p->cpus_ptr);
-	return scx_bpf_pick_idle_cpu(cast_mask(tmp), flags);
-}
-
-/*
- * Pick an idle CPU for @p, nearest to @prev_cpu first: with SMT, a whole idle core
- * (in prev's core, then its L2, then its L3, then anywhere); then any idle CPU
- * (prev itself, then its L2, its L3, anywhere). The CPU returned is claimed (no
- * longer idle for the next pick); -1 if no CPU @p may use is idle.
- */
-static s32 pick_idle_cpu(const struct task_struct *p, s32 prev_cpu, struct bpf_cpumask *tmp)
-{
-	s32 cpu;
-
-	if (smt_enabled) {
-		if ((cpu = pick_idle_in_domain(p, prev_cpu, DOMAIN_SMT, tmp, SCX_PICK_IDLE_CORE)) >= 0 ||
-		    (cpu = pick_idle_in_domain(p, prev_cpu, DOMAIN_L2, tmp, SCX_PICK_IDLE_CORE)) >= 0 ||
-		    (cpu = pick_idle_in_domain(p, prev_cpu, DOMAIN_L3, tmp, SCX_PICK_IDLE_CORE)) >= 0 ||
-		    (cpu = scx_bpf_pick_idle_cpu(p->cpus_ptr, SCX_PICK_IDLE_CORE)) >= 0)
-			return cpu;
-	}
-	if (prev_cpu >= 0 && bpf_cpumask_test_cpu(prev_cpu, p->cpus_ptr) &&
-	    scx_bpf_test_and_clear_cpu_idle(prev_cpu))
-		return prev_cpu;
-	if ((cpu = pick_idle_in_domain(p, prev_cpu, DOMAIN_L2, tmp, 0)) >= 0 ||
-	    (cpu = pick_idle_in_domain(p, prev_cpu, DOMAIN_L3, tmp, 0)) >= 0 ||
-	    (cpu = scx_bpf_pick_idle_cpu(p->cpus_ptr, 0)) >= 0)
-		return cpu;
-	return -1;	/* the kfunc says -EBUSY */
-}
-
-/* This CPU's scratch mask, created the first time; NULL if out of memory. */
-static struct bpf_cpumask *this_cpu_scratch(void)
-{
-	u32 key = 0;
-	struct domain_mask *s = bpf_map_lookup_elem(&scratch_mask, &key);
-	struct bpf_cpumask *mask, *old;
-
-	if (!s)
-		return NULL;
-	mask = s->mask;
-	if (mask)
-		return mask;
-	mask = bpf_cpumask_create();
-	if (!mask)
-		return NULL;
-	old = bpf_kptr_xchg(&s->mask, mask);
-	if (old)
-		bpf_cpumask_release(old);
-	return s->mask;
 }
 
 /* Send @p to the worker. False if the ring is full. */
@@ -541,7 +558,7 @@ static int heartbeat_fn(void *map, int *key, struct bpf_timer *timer)
 		bpf_rcu_read_lock();
 		bpf_for_each(scx_dsq, p, WORKER_DSQ, 0) {
 			if (!bpf_cpumask_test_cpu(cpu, p->cpus_ptr))
-				cpu = scx_bpf_pick_idle_cpu(p->cpus_ptr, 0);
+				cpu = pick_idle_online(p);
 			if (cpu >= 0)
 				scx_bpf_dsq_move(BPF_FOR_EACH_ITER, p, SCX_DSQ_LOCAL_ON | cpu, 0);
 			break;

@@ -62,6 +62,7 @@ NB_MODULE(_bpf, m) {
     m.attr("DOMAIN_SMT") = static_cast<int>(DOMAIN_SMT);
     m.attr("DOMAIN_L2") = static_cast<int>(DOMAIN_L2);
     m.attr("DOMAIN_L3") = static_cast<int>(DOMAIN_L3);
+    m.attr("DOMAIN_ONLINE") = static_cast<int>(DOMAIN_ONLINE);
 
     auto error = nb::exception<Error>(m, "Error", PyExc_RuntimeError);
     nb::exception<SchedExtUnavailable>(m, "SchedExtUnavailable", error);

@@ -277,7 +277,9 @@ def cache_domains(topo: topology.Topology) -> list[tuple[int, int, list[int]]]:
     """(level, cpu, CPUs sharing it) for the BPF side's idle-CPU selection."""
     levels = ((_bpf.DOMAIN_SMT, topo.core_siblings), (_bpf.DOMAIN_L2, topo.l2_siblings),
               (_bpf.DOMAIN_L3, topo.l3_siblings))
-    return [(level, cpu, siblings) for level, domains in levels for cpu, siblings in domains.items()]
+    domains = [(level, cpu, siblings) for level, domains in levels for cpu, siblings in domains.items()]
+    # The CPUs idle-CPU selection may pick from: those online now.
+    return domains + [(_bpf.DOMAIN_ONLINE, 0, topo.online)]
 
 
 def received(c: _bpf.Counters) -> int:

@@ -46,6 +46,7 @@ def test_the_bpf_cache_domain_masks_match_sysfs(partial_scheduler):
         assert sched.read_domain(_bpf.DOMAIN_SMT, cpu) == topo.core_siblings[cpu]
         assert sched.read_domain(_bpf.DOMAIN_L2, cpu) == topo.l2_siblings[cpu]
         assert sched.read_domain(_bpf.DOMAIN_L3, cpu) == topo.l3_siblings[cpu]
+    assert sched.read_domain(_bpf.DOMAIN_ONLINE, 0) == topo.online
 
 
 class Task:
