@@ -42,6 +42,10 @@ struct PyScheduler {
     explicit PyScheduler(const Options &o) : sched(o) {}
 };
 
+uint64_t run_fifo_ceiling_py(PyScheduler &s, uint64_t duration_ns, uint64_t slice_ns, uint64_t slice_min_ns) {
+    return s.sched.run_fifo_ceiling(duration_ns, slice_ns, slice_min_ns);
+}
+
 template <typename T>
 nb::dict layout_of(std::initializer_list<std::tuple<const char *, size_t, size_t>> fields) {
     nb::dict d;
@@ -177,6 +181,12 @@ NB_MODULE(_bpf, m) {
              "End a cycle: tell the BPF side how many tasks the policy still holds, then yield.")
         .def("exited", [](const PyScheduler &s) { return s.sched.exited(); },
              "True once the kernel has unregistered the scheduler.")
+        .def("run_fifo_ceiling", &run_fifo_ceiling_py, "duration_ns"_a, "slice_ns"_a, "slice_min_ns"_a,
+             nb::call_guard<nb::gil_scoped_release>(),
+             "Benchmark only: run the fifo policy's cycle in C++, no Python in the loop, for "
+             "duration_ns or until the scheduler exits; returns how many decisions were sent.")
+        .def_prop_ro("ceiling_backlog", [](const PyScheduler &s) { return s.sched.ceiling_backlog(); },
+                     "Decisions run_fifo_ceiling holds for the next call (the ring was full).")
         .def("debug_request_error", [](PyScheduler &s) { s.sched.debug_request_error(); },
              "Debug only: have the BPF side call scx_bpf_error() on its next dispatch.")
         .def("shutdown_and_report", [](PyScheduler &s) { return s.sched.shutdown_and_report(); },

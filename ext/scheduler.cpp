@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-only
 #include "scheduler.hpp"
 
+#include <algorithm>
 #include <cerrno>
 #include <climits>
 #include <cstdarg>
@@ -15,6 +16,7 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/utsname.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <bpf/bpf.h>
@@ -287,6 +289,14 @@ void Scheduler::init_domains(const Options &options) {
 
 void Scheduler::select_cpus(std::span<const std::pair<int32_t, int32_t>> tasks, std::vector<int32_t> &out) {
     auto *bss = skel_->bss;
+    // Every online CPU runs a task (this worker's among them): none is idle, so
+    // spare the program run, a system call, and answer -1 for all. Nothing is lost
+    // if a CPU goes idle meanwhile: an RL_CPU_ANY dispatch looks for an idle CPU
+    // again in the kernel. Under overload this is the common case.
+    if (__atomic_load_n(&bss->nr_running, __ATOMIC_RELAXED) >= __atomic_load_n(&bss->nr_online_cpus, __ATOMIC_RELAXED)) {
+        out.insert(out.end(), tasks.size(), -1);
+        return;
+    }
     for (size_t done = 0; done < tasks.size();) {
         size_t n = std::min<size_t>(tasks.size() - done, SELECT_BATCH_MAX);
         for (size_t i = 0; i < n; i++) {
@@ -376,6 +386,35 @@ void Scheduler::notify_complete(uint64_t nr_pending) {
 
 bool Scheduler::exited() const {
     return !skel_ || __atomic_load_n(&skel_->bss->exit_info.kind, __ATOMIC_ACQUIRE) != 0;
+}
+
+uint64_t Scheduler::run_fifo_ceiling(uint64_t duration_ns, uint64_t slice_ns, uint64_t slice_min_ns) {
+    constexpr size_t kBatch = 512;  // as the Python worker's BATCH
+    auto now_ns = [] {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+    };
+    ceiling_queued_.reserve(kBatch);
+    ceiling_backlog_.reserve(4 * kBatch);
+    uint64_t sent_total = 0;
+    const uint64_t end = now_ns() + duration_ns;
+    while (!exited() && now_ns() < end) {
+        ceiling_queued_.clear();
+        dequeue(ceiling_queued_, kBatch);
+        if (!ceiling_queued_.empty()) {
+            uint64_t slice = std::max(slice_ns / ceiling_queued_.size(), slice_min_ns);
+            for (const QueuedTask &t : ceiling_queued_)
+                ceiling_backlog_.push_back(DispatchedTask{t.pid, RL_CPU_ANY, 0, slice, 0, t.enq_cnt});
+        }
+        if (!ceiling_backlog_.empty()) {
+            size_t sent = dispatch(ceiling_backlog_);
+            ceiling_backlog_.erase(ceiling_backlog_.begin(), ceiling_backlog_.begin() + sent);
+            sent_total += sent;
+        }
+        notify_complete(ceiling_backlog_.size());
+    }
+    return sent_total;
 }
 
 void Scheduler::debug_request_error() {

@@ -93,10 +93,18 @@ public:
     bool exited() const;
     // Debug only: make the BPF side call scx_bpf_error() on its next dispatch.
     void debug_request_error();
+    // Benchmark only: the transport's ceiling. The worker cycle of the fifo policy
+    // (every queued task to any CPU, the slice shrinking as more wait) run in C++
+    // with no Python in the loop, for `duration_ns` or until the kernel ends the
+    // scheduler. Decisions the ring had no room for carry over to the next call.
+    // Returns how many decisions were sent.
+    uint64_t run_fifo_ceiling(uint64_t duration_ns, uint64_t slice_ns, uint64_t slice_min_ns);
+    size_t ceiling_backlog() const { return ceiling_backlog_.size(); }
 
     // Idle CPUs for tasks, nearest to their previous CPU first (the select_cpus
     // program): one result per (pid, prev_cpu), -1 if none is idle, -ESRCH if the
-    // task is gone. One program run serves up to SELECT_BATCH_MAX tasks.
+    // task is gone. One program run serves up to SELECT_BATCH_MAX tasks; none when
+    // every online CPU is busy (then all answers are -1).
     void select_cpus(std::span<const std::pair<int32_t, int32_t>> tasks, std::vector<int32_t> &out);
     // The CPUs of `cpu`'s cache domain at `level`, as the BPF side holds them.
     std::vector<int> read_domain(int level, int cpu);
@@ -124,6 +132,8 @@ private:
     bpf_link *link_ = nullptr;
     std::string ops_name_;
     std::vector<QueuedTask> *consume_out_ = nullptr;  // target of the ring callback
+    std::vector<QueuedTask> ceiling_queued_;            // run_fifo_ceiling's buffers
+    std::vector<DispatchedTask> ceiling_backlog_;
 };
 
 // Lock the worker's memory and keep the kernel off its mmap lock: mlockall (after

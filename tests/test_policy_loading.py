@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from scx_pyland.policies import BUILTIN, PolicyLoadError, load_policy_class
+from scx_pyland.policies.ceiling import CeilingPolicy
 from scx_pyland.policies.fifo import FifoPolicy
 from scx_pyland.policies.rustland import RustlandPolicy
 
@@ -18,7 +19,10 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 def test_builtin_names():
     assert load_policy_class("rustland") is RustlandPolicy
     assert load_policy_class("fifo") is FifoPolicy
-    assert set(BUILTIN) == {"rustland", "fifo"}
+    assert load_policy_class("ceiling") is CeilingPolicy
+    assert set(BUILTIN) == {"rustland", "fifo", "ceiling"}
+    # Without a kernel the C++ ceiling is fifo, decision for decision.
+    assert issubclass(CeilingPolicy, FifoPolicy) and CeilingPolicy.runs_in_cxx
 
 
 def test_module_and_class():

@@ -77,7 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--policy", default="rustland", metavar="POLICY",
                         help="the scheduling policy: rustland (default: deadline from vruntime and "
-                             "CPU use), fifo (arrival order), or a policy of your own as "
+                             "CPU use), fifo (arrival order), ceiling (benchmark only: fifo's "
+                             "cycle in C++, no Python in the loop), or a policy of your own as "
                              "MODULE:CLASS or FILE.py:CLASS (a subclass of scx_pyland.policy.Policy)")
     parser.add_argument("-s", "--slice-us", type=positive_int, default=20_000, metavar="US",
                         help="maximum time slice in microseconds (default: %(default)s)")

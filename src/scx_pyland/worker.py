@@ -36,6 +36,9 @@ BATCH = 512
 # How long a stopping worker waits for the BPF side to take the decisions it sent.
 DRAIN_TIMEOUT_S = 1.0
 TICK_NS = 1_000_000_000
+# --policy ceiling: how long the C++ loop runs before Python looks at signals,
+# the tick and the statistics again.
+CEILING_CHUNK_NS = 50_000_000
 SCHED_EXT = 7   # the scheduling policy of sched_ext tasks (uapi)
 
 
@@ -165,6 +168,8 @@ class Worker:
 
     def loop(self, sched: _bpf.Scheduler) -> None:
         """The hot path. Everything it touches is bound to locals first."""
+        if getattr(self.policy, "runs_in_cxx", False):
+            return self.loop_in_cxx(sched)
         policy = self.policy
         enqueue = policy.enqueue
         pick = self.with_debug_faults(policy.dispatch, sched)
@@ -199,6 +204,21 @@ class Worker:
         finally:
             self.publish_stats(sched)
 
+    def loop_in_cxx(self, sched: _bpf.Scheduler) -> None:
+        """Benchmark only (--policy ceiling): the fifo cycle in C++; Python comes back
+        every CEILING_CHUNK_NS for signals, the tick and the statistics."""
+        config = self.policy.config
+        next_tick = time.monotonic_ns() + TICK_NS
+        try:
+            while not self.stop_requested and not sched.exited():
+                self.nr_dispatched += sched.run_fifo_ceiling(CEILING_CHUNK_NS, config.slice_ns,
+                                                             config.slice_min_ns)
+                if time.monotonic_ns() >= next_tick:
+                    next_tick += TICK_NS
+                    self.publish_stats(sched)
+        finally:
+            self.publish_stats(sched)
+
     def with_debug_faults(self, pick: Callable[[], list], sched: _bpf.Scheduler) -> Callable[[], list]:
         """Debug only (--debug-*): the policy's dispatch, wrapped to inject a fault after
         a delay. Without those options the loop calls the policy directly."""
@@ -225,7 +245,8 @@ class Worker:
             c.nr_user_dispatches, c.nr_kernel_dispatches, c.nr_sched_congested,
             c.nr_cancel_dispatches, c.nr_bounce_dispatches, c.nr_failed_dispatches,
             self.nr_dispatched, usage.ru_minflt + usage.ru_majflt,
-            c.nr_queued, self.policy.nr_pending + len(self.backlog), c.nr_running, c.nr_online_cpus,
+            c.nr_queued, self.policy.nr_pending + len(self.backlog) + sched.ceiling_backlog,
+            c.nr_running, c.nr_online_cpus,
         )
         if self.stats:
             self.stats.publish(values)

@@ -7,11 +7,13 @@ import importlib.util
 import sys
 from pathlib import Path
 
+from scx_pyland.policies.ceiling import CeilingPolicy
 from scx_pyland.policies.fifo import FifoPolicy
 from scx_pyland.policies.rustland import RustlandPolicy
 from scx_pyland.policy import Policy
 
-BUILTIN: dict[str, type[Policy]] = {"rustland": RustlandPolicy, "fifo": FifoPolicy}
+BUILTIN: dict[str, type[Policy]] = {"rustland": RustlandPolicy, "fifo": FifoPolicy,
+                                    "ceiling": CeilingPolicy}
 
 
 class PolicyLoadError(Exception):
@@ -19,7 +21,7 @@ class PolicyLoadError(Exception):
 
 
 def load_policy_class(spec: str) -> type[Policy]:
-    """A built-in name ('rustland', 'fifo'), 'module:Class' or 'path/to/file.py:Class'."""
+    """A built-in name ('rustland', 'fifo', 'ceiling'), 'module:Class' or 'path/to/file.py:Class'."""
     if spec in BUILTIN:
         return BUILTIN[spec]
     module_name, sep, class_name = spec.rpartition(":")
