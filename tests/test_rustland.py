@@ -98,11 +98,13 @@ def test_equal_deadlines_go_by_arrival_then_pid():
     assert [d.pid for d in drain(policy)] == [20, 30, 10]
 
 
-def test_one_task_is_dispatched_per_cycle_and_the_rest_stay_pending():
-    policy = RustlandPolicy(CONFIG)
+def test_one_task_per_cpu_is_dispatched_per_cycle_and_the_rest_stay_pending():
+    policy = RustlandPolicy(CONFIG)     # 2 CPUs
     enqueue(policy, queued_bytes(1), queued_bytes(2), queued_bytes(3))
+    assert len(policy.dispatch()) == 2
+    assert policy.nr_pending == 1
     assert len(policy.dispatch()) == 1
-    assert policy.nr_pending == 2
+    assert policy.nr_pending == 0
 
 
 @pytest.mark.parametrize("weight, slice_ns", [(100, SLICE_MIN), (200, 2 * SLICE_MIN), (50, SLICE_MIN // 2)])

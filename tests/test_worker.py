@@ -68,11 +68,11 @@ def test_what_waits_for_the_ring_counts_as_pending():
     assert sched.pending_reports[:3] == [3, 1, 0]
 
 
-def test_rustland_dispatches_one_task_per_cycle_until_none_is_pending():
-    sched = FakeScheduler([[10, 11, 12]], room=100, cycles=4)
-    run(RustlandPolicy(CONFIG), sched)
-    assert len(sched.sent) == 3
-    assert sched.pending_reports[:3] == [2, 1, 0]
+def test_rustland_dispatches_one_task_per_cpu_per_cycle_until_none_is_pending():
+    sched = FakeScheduler([[10, 11, 12, 13, 14]], room=100, cycles=4)
+    run(RustlandPolicy(CONFIG), sched)     # 2 CPUs
+    assert len(sched.sent) == 5
+    assert sched.pending_reports[:3] == [3, 1, 0]
 
 
 def test_an_exception_in_the_policy_leaves_the_loop():

@@ -7,16 +7,22 @@
 3. Its deadline is its vruntime plus the CPU time it used since it last slept,
    capped at 100 maximum slices: tasks that run in short bursts (interactive ones)
    come first.
-4. Each cycle the task with the earliest deadline (then the earliest arrival, then
-   the lowest pid) is dispatched, with the minimum slice scaled by its weight, on
-   an idle CPU near its last one if there is one, else on any CPU (or always on the
-   CPU it last ran on, with --percpu-local).
+4. Each cycle the tasks with the earliest deadlines (then the earliest arrival,
+   then the lowest pid) are dispatched, at most one per CPU, with the minimum
+   slice scaled by their weight, each on an idle CPU near its last one if there is
+   one, else on any CPU (or always on the CPU it last ran on, with --percpu-local).
 
 One departure from scx_rustland: the vtime sent back with a task is its vruntime,
 not its deadline. The kernel reports that vtime at the task's next enqueue, where
 rule 1 starts from it; a deadline there would add the task's exec_runtime to its
 vruntime again every cycle, so CPU-bound tasks ran away from vruntime_now and
 starved until the watchdog fired (seen under hackbench in a guest).
+
+And one difference of degree: scx_rustland dispatches one task per cycle, this
+policy up to one per CPU. Each worker cycle costs a yield and a trip through the
+interpreter, so under load one task per cycle made the worker's CPU time per
+dispatch several times that of fifo (docs/benchmarks.md); at most one task per CPU
+still waits in the kernel ahead of a newly arrived one.
 """
 
 from __future__ import annotations
@@ -38,6 +44,8 @@ class RustlandPolicy(Policy):
         self.pending: list[tuple[int, int, int, int, int, QueuedTask]] = []
 
     def enqueue(self, tasks: list[QueuedTask]) -> None:
+        if not tasks:
+            return
         slice_max = self.config.slice_ns
         arrival = time.monotonic_ns()
         vruntime_now = self.vruntime_now
@@ -60,23 +68,20 @@ class RustlandPolicy(Policy):
         self.vruntime_now = vruntime_now
 
     def dispatch(self) -> list[DispatchedTask]:
-        if not self.pending:
+        pending = self.pending
+        if not pending:
             return []
-        # Rule 4: the earliest deadline runs next, for a slice scaled by its weight.
-        _, _, pid, _, vruntime, task = heapq.heappop(self.pending)
+        # Rule 4: the earliest deadlines run next, one task per CPU at most, each for
+        # a slice scaled by its weight.
+        chosen = [heapq.heappop(pending) for _ in range(min(len(pending), self.config.nr_cpus))]
+        tasks = [entry[5] for entry in chosen]
         if self.config.percpu_local:
-            cpu = task.cpu
+            cpus = [task.cpu for task in tasks]
         else:
-            [cpu] = self.select_cpus([task])
-            if cpu < 0:
-                cpu = RL_CPU_ANY
-        return [DispatchedTask(
-            pid=pid,
-            cpu=cpu,
-            slice_ns=self.config.slice_min_ns * task.weight // 100,
-            vtime=vruntime,
-            enq_cnt=task.enq_cnt,
-        )]
+            cpus = [cpu if cpu >= 0 else RL_CPU_ANY for cpu in self.select_cpus(tasks)]
+        slice_min = self.config.slice_min_ns
+        return [DispatchedTask(pid, cpu, 0, slice_min * task.weight // 100, vruntime, task.enq_cnt)
+                for (_, _, pid, _, vruntime, task), cpu in zip(chosen, cpus)]
 
     @property
     def nr_pending(self) -> int:
