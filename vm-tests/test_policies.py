@@ -89,3 +89,28 @@ def test_a_user_policy_from_examples_schedules(start_scx, tmp_path):
                    capture_output=True, timeout=300, cwd=tmp_path)
     run.assert_attached()
     check_clean_exit(run, "lowest-pid-first")
+
+
+def test_the_cxx_ceiling_schedules_and_every_decision_is_taken(start_scx, tmp_path):
+    """--policy ceiling (benchmark only): the fifo cycle in C++, same rings and counters."""
+    run = start_scx("--policy", "ceiling", "--stats", "1")
+    load = subprocess.run(["stress-ng", "--switch", "4", "-t", "10s"], capture_output=True, text=True,
+                          timeout=300, cwd=tmp_path)
+    assert load.returncode == 0, load.stderr
+    run.assert_attached()
+    report = check_clean_exit(run, "ceiling")
+    total = int(report["user"]) + int(report["kernel"]) + int(report["congested"])
+    assert int(report["user"]) > 0.5 * total, report
+    assert re.search(r"user \d+ \(\d+/s\)", run.output), run.output   # its --stats lines
+    record_result("ceiling_switch", {k: report[k] for k in ("policy_dispatched", "user", "kernel")})
+
+
+def test_the_benchmark_measures_the_hot_path(tmp_path):
+    """scripts/bench's hot-path measurement, through its own code, for one mode."""
+    from scx_pyland.bench_workloads import measure_hot_path
+    result = measure_hot_path("fifo", smoke=True, log=tmp_path / "scheduler.log", attach_timeout=120)
+    assert wait_for_state("disabled", 30)
+    assert result["user_dispatches"] > 100, result
+    assert result["worker_cpu_ns_per_dispatch"] > 0 and 0 < result["worker_cpu_share"] < 1.5, result
+    assert result["user_share"] > 0.5, result
+    record_result("hot_path_fifo", result)

@@ -1,0 +1,284 @@
+"""The benchmark report: results.json of scx_pyland.bench_workloads -> a markdown
+page with the tables, a PNG chart, and the raw results beside them. Run by
+scripts/bench; matplotlib is needed for the chart only.
+
+Per workload metric and scheduler: the median over the rounds that succeeded, the
+spread (min-max), and the ratio to EEVDF's median, oriented so that above 1 is
+better than EEVDF whatever the metric's direction. Failed runs are counted and
+listed, never averaged in.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import platform
+import shutil
+import statistics
+from dataclasses import dataclass
+from pathlib import Path
+
+from scx_pyland.bench_workloads import WORKLOADS, Metric
+
+BASELINE = "EEVDF"
+CEILING = "ceiling"
+
+
+@dataclass
+class Cell:
+    values: list[float]
+    failed: int
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.values)
+
+
+def cells(runs: list[dict]) -> dict[tuple[str, str, str], Cell]:
+    """(workload, metric, scheduler) -> the values of the runs that succeeded."""
+    out: dict[tuple[str, str, str], Cell] = {}
+    for w in WORKLOADS:
+        for m in w.metrics:
+            for r in runs:
+                if r["workload"] != w.name:
+                    continue
+                cell = out.setdefault((w.name, m.name, r["scheduler"]), Cell([], 0))
+                if r["ok"]:
+                    cell.values.append(r["metrics"][m.name])
+                else:
+                    cell.failed += 1
+    return out
+
+
+def schedulers_in(runs: list[dict]) -> list[str]:
+    seen: list[str] = []
+    for r in runs:
+        if r["scheduler"] not in seen:
+            seen.append(r["scheduler"])
+    return seen
+
+
+def goodness(metric: Metric, value: float, baseline: float) -> float:
+    """value against the baseline, above 1 when better, whatever the metric's direction."""
+    if value <= 0 or baseline <= 0:
+        return math.nan
+    return value / baseline if metric.higher_is_better else baseline / value
+
+
+def fmt(value: float) -> str:
+    if value >= 1000:
+        return f"{value:,.0f}"
+    if value >= 10:
+        return f"{value:.1f}"
+    return f"{value:.3g}"
+
+
+def workload_table(runs: list[dict]) -> tuple[list[str], dict[str, list[float]]]:
+    """Markdown lines, and per scheduler the ratios to EEVDF (for the headline)."""
+    table = cells(runs)
+    scheds = schedulers_in(runs)
+    ratios: dict[str, list[float]] = {s: [] for s in scheds}
+    lines = ["| workload | metric | " + " | ".join(scheds) + " |",
+             "|---|---|" + "---|" * len(scheds)]
+    for w in WORKLOADS:
+        for m in w.metrics:
+            base = table.get((w.name, m.name, BASELINE))
+            row = [f"`{w.name}`", f"{m.label} ({m.unit}, {'higher' if m.higher_is_better else 'lower'} is better)"]
+            for s in scheds:
+                cell = table.get((w.name, m.name, s))
+                if cell is None:
+                    row.append("not run")
+                    continue
+                if not cell.values:
+                    row.append(f"**failed** ({cell.failed} of {cell.failed})")
+                    continue
+                text = f"{fmt(cell.median)} [{fmt(min(cell.values))}–{fmt(max(cell.values))}]"
+                if base and base.values and s != BASELINE:
+                    ratio = goodness(m, cell.median, base.median)
+                    ratios[s].append(ratio)
+                    text += f" ×{ratio:.2f}"
+                if cell.failed:
+                    text += f" (**{cell.failed} failed**)"
+                row.append(text)
+            lines.append("| " + " | ".join(row) + " |")
+    return lines, ratios
+
+
+def geomean(values: list[float]) -> float:
+    values = [v for v in values if v > 0 and not math.isnan(v)]
+    return math.exp(statistics.fmean(math.log(v) for v in values)) if values else math.nan
+
+
+def hot_path_summary(hot: list[dict]) -> dict[str, dict[str, list[float]]]:
+    out: dict[str, dict[str, list[float]]] = {}
+    for r in hot:
+        entry = out.setdefault(r["mode"], {"rate": [], "cost": [], "cpu": [], "user": [], "failed": []})
+        if r["ok"]:
+            entry["rate"].append(r["dispatches_per_s"])
+            entry["cost"].append(r["worker_cpu_ns_per_dispatch"] / 1000)
+            entry["cpu"].append(r["worker_cpu_share"] * 100)
+            entry["user"].append(r["user_share"] * 100)
+        else:
+            entry["failed"].append(r["error"])
+    return out
+
+
+def hot_path_table(hot: list[dict]) -> tuple[list[str], dict[str, float]]:
+    """Markdown lines, and per Python policy its cost per dispatch / the ceiling's."""
+    summary = hot_path_summary(hot)
+    ceiling = summary.get(CEILING, {}).get("cost") or []
+    ceiling_cost = statistics.median(ceiling) if ceiling else math.nan
+    lines = ["| worker | user-space dispatches/s | worker CPU per dispatch (µs) | cost / C++ ceiling "
+             "| worker CPU use | user-space share of dispatches | failed |",
+             "|---|---|---|---|---|---|---|"]
+    ratios = {}
+    for mode, e in summary.items():
+        if not e["cost"]:
+            lines.append(f"| {mode} | | | | | | {len(e['failed'])} |")
+            continue
+        cost = statistics.median(e["cost"])
+        ratio = cost / ceiling_cost if ceiling else math.nan
+        if mode != CEILING:
+            ratios[mode] = ratio
+        label = "C++ ceiling (no Python)" if mode == CEILING else f"Python {mode}"
+        lines.append(f"| {label} | {fmt(statistics.median(e['rate']))} [{fmt(min(e['rate']))}–{fmt(max(e['rate']))}] "
+                     f"| {cost:.1f} [{min(e['cost']):.1f}–{max(e['cost']):.1f}] "
+                     f"| ×{ratio:.1f} | {statistics.median(e['cpu']):.0f}% | {statistics.median(e['user']):.0f}% "
+                     f"| {len(e['failed'])} |")
+    return lines, ratios
+
+
+def chart(runs: list[dict], hot: list[dict], path: Path, title: str) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    table = cells(runs)
+    scheds = [s for s in schedulers_in(runs) if s != BASELINE]
+    labels, series = [], {s: ([], [], []) for s in scheds}
+    for w in WORKLOADS:
+        for m in w.metrics:
+            base = table.get((w.name, m.name, BASELINE))
+            if not base or not base.values:
+                continue
+            labels.append(f"{w.short}\n{m.label}" if len(w.metrics) > 1 else w.short)
+            for s in scheds:
+                cell = table.get((w.name, m.name, s))
+                mid, lo, hi = series[s]
+                if cell and cell.values:
+                    r = [goodness(m, v, base.median) for v in cell.values]
+                    mid.append(goodness(m, cell.median, base.median))
+                    lo.append(mid[-1] - min(r))
+                    hi.append(max(r) - mid[-1])
+                else:
+                    mid.append(0.0)
+                    lo.append(0.0)
+                    hi.append(0.0)
+    summary = hot_path_summary(hot)
+    fig, (ax, ax2) = plt.subplots(2, 1, figsize=(11, 10), gridspec_kw={"height_ratios": [3, 1.2]})
+    width = 0.8 / max(len(scheds), 1)
+    for i, s in enumerate(scheds):
+        mid, lo, hi = series[s]
+        xs = [k + (i - (len(scheds) - 1) / 2) * width for k in range(len(labels))]
+        ax.bar(xs, mid, width, yerr=[lo, hi], capsize=2, label=s)
+    ax.axhline(1.0, color="black", linewidth=0.8)
+    ax.set_xticks(range(len(labels)), labels, rotation=30, ha="right", fontsize=8)
+    ax.set_ylabel(f"relative to {BASELINE} (above 1 = better)")
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8)
+    modes = [m for m in summary if summary[m]["cost"]]
+    costs = [statistics.median(summary[m]["cost"]) for m in modes]
+    ax2.barh(modes, costs, color=["tab:gray" if m == CEILING else "tab:blue" for m in modes])
+    for y, c in enumerate(costs):
+        ax2.text(c, y, f" {c:.1f} µs", va="center", fontsize=8)
+    ax2.set_xlim(0, max(costs, default=1) * 1.2)
+    ax2.set_xlabel("worker CPU time per user-space dispatch under overload (µs, median; lower is better)")
+    ax2.invert_yaxis()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def report(data: dict, policy_bench: str, name: str) -> str:
+    meta, runs, hot = data["meta"], data["runs"], data["hot_path"]
+    lines, ratios = workload_table(runs)
+    hot_lines, hot_ratios = hot_path_table(hot)
+    failed = [r for r in runs + hot if not r["ok"]]
+    rounds_done = max((r["round"] for r in runs), default=0)
+    out = [
+        "# Benchmarks",
+        "",
+        f"Made by `{meta.get('command') or 'scripts/bench'}` on {meta['date']}: kernel {meta['kernel']}, "
+        f"{meta['cpus']} guest CPUs (QEMU software emulation, no KVM, on a shared "
+        f"{platform.machine()} host), {rounds_done} interleaved rounds "
+        f"({meta['mode']} mode), Python {meta.get('python', '?')} in the guest. The raw results are in "
+        f"[`{name}.json`]({name}.json).",
+        "",
+        "Each round runs every workload under each scheduler in turn (EEVDF, scx_simple, "
+        "scx_pyland fifo, scx_pyland rustland), attaching the scheduler once per round. "
+        "A cell is the median over the rounds, [min–max], and ×ratio to EEVDF's median, "
+        "oriented so that above 1 is better than EEVDF. A run in which the scheduler "
+        "detached, or the workload failed or overran its limit, is counted as failed and "
+        "left out of the median.",
+        "",
+        "Absolute numbers are those of an emulated guest (about 18 times slower than the "
+        "host); compare the ratios."
+        + (" **Smoke mode**: one round of smaller sizes than the workload names say; "
+           "a check that everything runs, not a measurement." if meta["mode"] == "smoke" else ""),
+        "",
+        "## Headline",
+        "",
+    ]
+    for s, r in ratios.items():
+        if s != BASELINE and r:
+            out.append(f"- **{s}**: geometric mean of the ratios to EEVDF ×{geomean(r):.2f} "
+                       f"(over {len(r)} metrics; best ×{max(r):.2f}, worst ×{min(r):.2f})")
+    for mode, ratio in hot_ratios.items():
+        out.append(f"- **Python {mode} / C++ ceiling**: the worker spends ×{ratio:.1f} the CPU time "
+                   f"per user-space dispatch")
+    out += ["", f"![chart]({name}.png)", "", "## Workloads", ""] + lines
+    out += ["", "## The hot path: Python against its C++ ceiling", "",
+            "scx_pyland under overload (`" + " ".join(hot_path_load(meta["mode"] == "smoke")) + "`): "
+            "user-space dispatches per second as counted by the BPF side, and the worker's CPU time "
+            "(its `/proc/PID/schedstat`) divided by them. `ceiling` is the same fifo cycle run "
+            "by the extension in C++ (`--policy ceiling`), same BPF object and rings.", ""] + hot_lines
+    if policy_bench.strip():
+        out += ["", "## The policy alone, on the host (no kernel)", "",
+                "`scripts/bench-policy`: decode → enqueue → dispatch → encode, per task.", "",
+                policy_bench.strip()]
+    if failed:
+        out += ["", "## Failed runs", ""]
+        for r in failed:
+            what = r.get("workload") or f"hot path {r.get('mode')}"
+            out.append(f"- round {r['round']}, {r.get('scheduler', 'scx_pyland')}, {what}: {r['error']}")
+    return "\n".join(out) + "\n"
+
+
+def hot_path_load(smoke: bool) -> list[str]:
+    from scx_pyland.bench_workloads import hot_path_load as load
+    return load(smoke)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--results", type=Path, required=True)
+    parser.add_argument("--policy-bench", type=Path, help="the host policy benchmark's markdown table")
+    parser.add_argument("--out", type=Path, required=True, help="directory for NAME.md, NAME.png, NAME.json")
+    parser.add_argument("--name", default="benchmarks")
+    args = parser.parse_args(argv)
+    data = json.loads(args.results.read_text())
+    policy_bench = args.policy_bench.read_text() if args.policy_bench and args.policy_bench.exists() else ""
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / f"{args.name}.md").write_text(report(data, policy_bench, args.name))
+    if args.results.resolve() != (args.out / f"{args.name}.json").resolve():
+        shutil.copyfile(args.results, args.out / f"{args.name}.json")
+    meta = data["meta"]
+    chart(data["runs"], data["hot_path"], args.out / f"{args.name}.png",
+          f"scx_pyland vs EEVDF and scx_simple — {meta['kernel']}, {meta['cpus']} vCPUs (TCG), {meta['date']}")
+    print((args.out / f"{args.name}.md").read_text())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

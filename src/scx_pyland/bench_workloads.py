@@ -1,0 +1,462 @@
+"""Workload benchmark, run inside one guest boot by scripts/bench: the same
+workloads under EEVDF, the kernel's scx_simple and scx_pyland's policies, in
+interleaved rounds (A B C D, A B C D, ...), and the hot path's cost per dispatch
+for each Python policy against its C++ ceiling.
+
+Every finished run is appended to the results file at once (written whole to a
+temporary file, then renamed), so a boot that dies loses nothing and the next
+`scripts/bench` resumes where it stopped. A scheduler that detaches, or whose
+process ends, during a run makes that run a failure, recorded with the reason;
+so does a workload that fails or overruns its time limit.
+
+This process runs as SCHED_FIFO (scripts/bench starts it with chrt), which
+sched_ext never schedules, so it can always watch the clock and stop what hangs;
+every command it starts is put back to SCHED_OTHER first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from scx_pyland import stats
+
+SCHED_EXT = Path("/sys/kernel/sched_ext")
+OUTPUT_KEPT = 800   # the end of each workload's output, kept with its result
+FORMAT = 1   # of the results file
+
+
+@dataclass(frozen=True)
+class Metric:
+    name: str     # key in the results
+    label: str    # for tables and charts
+    unit: str
+    higher_is_better: bool
+
+
+@dataclass(frozen=True)
+class Workload:
+    name: str                                  # key in the results
+    short: str                                 # for the chart
+    command: Callable[[bool], list[str]]       # smoke -> argv
+    parse: Callable[[str], dict[str, float]]   # output -> {metric name: value}
+    metrics: tuple[Metric, ...]
+    background: Callable[[bool], list[str]] | None = None   # overload to run beside it
+
+
+def last_float(pattern: str, text: str) -> float:
+    found = re.findall(pattern, text)
+    if not found:
+        raise ValueError(f"no match for {pattern!r} in the output")
+    return float(found[-1])
+
+
+def parse_hackbench(out: str) -> dict[str, float]:
+    return {"seconds": last_float(r"Time:\s*([\d.]+)", out)}
+
+
+def parse_messaging(out: str) -> dict[str, float]:
+    return {"seconds": last_float(r"Total time:\s*([\d.]+) \[sec\]", out)}
+
+
+def parse_pipe(out: str) -> dict[str, float]:
+    return {"usecs_per_op": last_float(r"([\d.]+) usecs/op", out)}
+
+
+def parse_stress_ng(out: str) -> dict[str, float]:
+    """--metrics-brief: 'metrc: [pid] STRESSOR bogo-ops real usr sys ops/s(real) ops/s(cpu)'."""
+    return {"bogo_ops_per_s": last_float(r"metrc: \[\d+\]\s+\S+\s+\d+\s+[\d.]+\s+[\d.]+\s+[\d.]+\s+([\d.]+)", out)}
+
+
+def parse_cyclictest(out: str) -> dict[str, float]:
+    """cyclictest -q: one summary line per measuring thread."""
+    threads = re.findall(r"T:\s*\d+ .*?Avg:\s*(\d+)\s+Max:\s*(\d+)", out)
+    if not threads:
+        raise ValueError("no cyclictest summary lines in the output")
+    return {"avg_us": statistics.fmean(int(a) for a, _ in threads),
+            "max_us": float(max(int(m) for _, m in threads))}
+
+
+SECONDS = Metric("seconds", "time", "s", False)
+BOGO = Metric("bogo_ops_per_s", "bogo-ops/s", "ops/s", True)
+
+
+def stress_ng(stressor: str) -> Callable[[bool], list[str]]:
+    def argv(smoke: bool) -> list[str]:
+        return ["stress-ng", f"--{stressor}", "4", "-t", f"{2 if smoke else 5}s", "--metrics-brief"]
+    return argv
+
+
+# Names give the full run's sizes; --smoke runs smaller sizes of the same commands.
+WORKLOADS: tuple[Workload, ...] = (
+    Workload("hackbench -g 2 -l 100", "hackbench 2×40", lambda smoke: ["hackbench", "-g", "2", "-l", "20" if smoke else "100"],
+             parse_hackbench, (SECONDS,)),
+    Workload("hackbench -g 6 -l 100", "hackbench 6×40", lambda smoke: ["hackbench", "-g", "6", "-l", "20" if smoke else "100"],
+             parse_hackbench, (SECONDS,)),
+    Workload("perf bench sched messaging -g 2 -l 40", "perf messaging",
+             lambda smoke: ["perf", "bench", "sched", "messaging", "-g", "2", "-l", "10" if smoke else "40"],
+             parse_messaging, (SECONDS,)),
+    Workload("perf bench sched pipe -l 20000", "perf pipe",
+             lambda smoke: ["perf", "bench", "sched", "pipe", "-l", "5000" if smoke else "20000"],
+             parse_pipe, (Metric("usecs_per_op", "round trip", "µs", False),)),
+    Workload("stress-ng --cpu 4 -t 5s", "stress-ng cpu", stress_ng("cpu"), parse_stress_ng, (BOGO,)),
+    Workload("stress-ng --sock 4 -t 5s", "stress-ng sock", stress_ng("sock"), parse_stress_ng, (BOGO,)),
+    Workload("cyclictest --policy=other -t 2 -i 1000 -D 8 beside stress-ng --cpu 4", "cyclictest, overloaded",
+             lambda smoke: ["cyclictest", "--policy=other", "-t", "2", "-i", "1000", "-q",
+                            "-D", "3" if smoke else "8"],
+             parse_cyclictest,
+             (Metric("avg_us", "wake-up latency, mean", "µs", False),
+              Metric("max_us", "wake-up latency, max", "µs", False)),
+             background=lambda smoke: ["stress-ng", "--cpu", "4", "--quiet"]),
+)
+WORKLOAD_NAMES = tuple(w.name for w in WORKLOADS)
+
+
+@dataclass(frozen=True)
+class Scheduler:
+    name: str
+    command: list[str] | None    # None: the kernel's default (EEVDF)
+    ops_prefix: str = ""         # what /sys/kernel/sched_ext/root/ops starts with
+
+
+def schedulers(scx_simple: str) -> tuple[Scheduler, ...]:
+    pyland = ["scx_pyland", "--no-supervisor", "--policy"]
+    return (
+        Scheduler("EEVDF", None),
+        Scheduler("scx_simple", [scx_simple], "simple"),
+        Scheduler("pyland fifo", pyland + ["fifo"], "pyland"),
+        Scheduler("pyland rustland", pyland + ["rustland"], "pyland"),
+    )
+
+
+# The hot path: scx_pyland's worker under overload, for the C++ ceiling and each
+# Python policy. 4 pairs of processes that switch to each other as fast as they
+# can (stress-ng --switch, a pipe message each way): more runnable tasks than CPUs
+# and a wake-up every few microseconds, so the worker's cost per task is what
+# limits them. (CPU hogs would not do: their slices, not the worker, set the pace.)
+HOT_PATH_MODES = ("ceiling", "fifo", "rustland")
+
+
+def hot_path_load(smoke: bool) -> list[str]:
+    return ["stress-ng", "--switch", "4", "-t", f"{4 if smoke else 10}s", "--quiet"]
+
+
+# ---------------------------------------------------------------------------
+# The results file
+
+class Results:
+    """The results file: meta plus a list of runs, rewritten whole after each run."""
+
+    def __init__(self, path: Path, meta: dict) -> None:
+        self.path = path
+        self.data = {"format": FORMAT, "meta": meta, "runs": [], "hot_path": []}
+        if path.exists():
+            old = json.loads(path.read_text())
+            if old.get("format") == FORMAT and same_setup(old.get("meta", {}), meta):
+                self.data = old
+                self.data["meta"]["resumed"] = self.data["meta"].get("resumed", 0) + 1
+            else:
+                raise SystemExit(f"{path} holds results of another setup "
+                                 f"({describe(old.get('meta', {}))}); use --fresh to start over")
+
+    def has_run(self, round_: int, scheduler: str, workload: str) -> bool:
+        return any(r["round"] == round_ and r["scheduler"] == scheduler and r["workload"] == workload
+                   for r in self.data["runs"])
+
+    def has_hot_path(self, round_: int, mode: str) -> bool:
+        return any(r["round"] == round_ and r["mode"] == mode for r in self.data["hot_path"])
+
+    def add(self, kind: str, record: dict) -> None:
+        self.data[kind].append(record)
+        self.save()
+
+    def save(self) -> None:
+        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".results.")
+        with os.fdopen(fd, "w") as f:
+            json.dump(self.data, f, indent=1)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self.path)
+
+
+SETUP_KEYS = ("kernel", "cpus", "mode", "rounds")
+
+
+def same_setup(a: dict, b: dict) -> bool:
+    return all(a.get(k) == b.get(k) for k in SETUP_KEYS)
+
+
+def describe(meta: dict) -> str:
+    return ", ".join(f"{k} {meta.get(k)}" for k in SETUP_KEYS)
+
+
+# ---------------------------------------------------------------------------
+# Running things
+
+def as_normal_task() -> None:
+    """In a child before exec: back to SCHED_OTHER (this driver is SCHED_FIFO), and
+    a process group of its own so a stop reaches all its processes."""
+    os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
+    os.setpgid(0, 0)
+
+
+# stress-ng needs a writable working directory.
+WORK_DIR = tempfile.gettempdir()
+
+
+def start(argv: list[str], log: Path | None = None) -> subprocess.Popen:
+    out = open(log, "w") if log else subprocess.DEVNULL
+    return subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, preexec_fn=as_normal_task, cwd=WORK_DIR)
+
+
+def stop(proc: subprocess.Popen, sig: int = signal.SIGINT, timeout: float = 30) -> int:
+    """Stop a process group started by start(): sig, then SIGKILL. Its exit status."""
+    if proc.poll() is None:
+        try:
+            os.killpg(proc.pid, sig)
+            return proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    return proc.wait()
+
+
+def sched_ext_state() -> str:
+    return (SCHED_EXT / "state").read_text().strip()
+
+
+def sched_ext_ops() -> str:
+    try:
+        return (SCHED_EXT / "root" / "ops").read_text().strip()
+    except OSError:
+        return ""
+
+
+def enable_seq() -> int:
+    return int((SCHED_EXT / "enable_seq").read_text())
+
+
+class AttachedScheduler:
+    """One scheduler, started and watched: a run is valid only if the same
+    attachment (same process, same enable_seq) lasted through it."""
+
+    def __init__(self, sched: Scheduler, log: Path, attach_timeout: float) -> None:
+        self.sched = sched
+        self.proc: subprocess.Popen | None = None
+        self.seq = 0
+        if sched.command is None:
+            if sched_ext_state() != "disabled":
+                raise RuntimeError(f"a sched_ext scheduler is attached ({sched_ext_ops()}) where EEVDF should run")
+            return
+        started = time.monotonic()
+        self.proc = start(sched.command, log)
+        while not (sched_ext_state() == "enabled" and sched_ext_ops().startswith(sched.ops_prefix)):
+            if self.proc.poll() is not None or time.monotonic() - started > attach_timeout:
+                self.close()
+                raise RuntimeError(f"{sched.name} did not attach: {tail(log)}")
+            time.sleep(0.05)
+        self.seq = enable_seq()
+        self.attach_s = time.monotonic() - started
+
+    def still_attached(self) -> str | None:
+        """None if it is still the same attachment, else what happened."""
+        if self.proc is None:
+            return None if sched_ext_state() == "disabled" else f"{sched_ext_ops()} attached during the run"
+        if self.proc.poll() is not None:
+            return f"the scheduler's process exited ({self.proc.returncode})"
+        if sched_ext_state() != "enabled" or enable_seq() != self.seq:
+            return "the scheduler was detached by the kernel"
+        return None
+
+    def close(self) -> None:
+        if self.proc is not None:
+            stop(self.proc)
+            deadline = time.monotonic() + 30
+            while sched_ext_state() != "disabled" and time.monotonic() < deadline:
+                time.sleep(0.05)
+
+
+def tail(path: Path, lines: int = 3) -> str:
+    try:
+        return " | ".join(path.read_text(errors="replace").strip().splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+def run_workload(w: Workload, smoke: bool, limit: float) -> tuple[dict[str, float], float, str]:
+    """Run it once; (metrics, wall seconds, the end of its output). Raises
+    RuntimeError on failure."""
+    hog = start(w.background(smoke)) if w.background else None
+    try:
+        if hog:
+            time.sleep(1)   # let the overload take the CPUs first
+        started = time.monotonic()
+        proc = subprocess.Popen(w.command(smoke), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                preexec_fn=as_normal_task, text=True, cwd=WORK_DIR)
+        try:
+            out, _ = proc.communicate(timeout=limit)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+            raise RuntimeError(f"did not finish within {limit:.0f} s") from None
+        wall = time.monotonic() - started
+    finally:
+        if hog:
+            stop(hog, signal.SIGTERM)
+    if proc.returncode != 0:
+        raise RuntimeError(f"exit status {proc.returncode}: {out.strip()[-300:]}")
+    try:
+        return w.parse(out), wall, out[-OUTPUT_KEPT:]
+    except ValueError as err:
+        raise RuntimeError(f"{err}: {out.strip()[-300:]}") from None
+
+
+def worker_cpu_ns(pid: int) -> int:
+    """CPU time a process has used, in ns (/proc/PID/schedstat; stat's ticks otherwise)."""
+    try:
+        return int(Path(f"/proc/{pid}/schedstat").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) * 1_000_000_000 // os.sysconf("SC_CLK_TCK")
+
+
+def dispatch_counters() -> tuple[int, int, int, int]:
+    """From the running worker's stats file: its pid, and the BPF side's counts of
+    user-space, kernel-side and congestion dispatches."""
+    snap = stats.read_snapshot()
+    v = snap.values
+    return snap.pid, v["nr_user_dispatches"], v["nr_kernel_dispatches"], v["nr_sched_congested"]
+
+
+def measure_hot_path(mode: str, smoke: bool, log: Path, attach_timeout: float) -> dict:
+    """scx_pyland with `mode` under overload: dispatches/s and the worker's CPU time per
+    dispatch, from the BPF side's counters and the kernel's accounting of the worker."""
+    sched = Scheduler(f"pyland {mode}", ["scx_pyland", "--no-supervisor", "--policy", mode], "pyland")
+    attached = AttachedScheduler(sched, log, attach_timeout)
+    try:
+        time.sleep(1.5)    # the stats file is written once a second
+        pid, user0, kernel0, congested0 = dispatch_counters()
+        cpu0, t0 = worker_cpu_ns(pid), time.monotonic_ns()
+        load = subprocess.run(hot_path_load(smoke), preexec_fn=as_normal_task, cwd=WORK_DIR,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=120)
+        time.sleep(1.2)    # the counters of the last second
+        _, user1, kernel1, congested1 = dispatch_counters()
+        cpu1, t1 = worker_cpu_ns(pid), time.monotonic_ns()
+        problem = attached.still_attached()
+    finally:
+        attached.close()
+    if problem:
+        raise RuntimeError(problem)
+    if load.returncode != 0:
+        raise RuntimeError(f"the load failed with status {load.returncode}: {load.stdout.strip()[-300:]}")
+    user = user1 - user0
+    total = user + (kernel1 - kernel0) + (congested1 - congested0)
+    if user <= 0:
+        raise RuntimeError("no user-space dispatches during the load")
+    return {"seconds": (t1 - t0) / 1e9, "user_dispatches": user,
+            "dispatches_per_s": user / ((t1 - t0) / 1e9),
+            "worker_cpu_ns_per_dispatch": (cpu1 - cpu0) / user,
+            "worker_cpu_share": (cpu1 - cpu0) / (t1 - t0),
+            "user_share": user / total if total else 0.0,
+            "congested": congested1 - congested0}
+
+
+# ---------------------------------------------------------------------------
+
+def progress(message: str) -> None:
+    """To stdout: the guest's console, which the host shows as it goes."""
+    print(f"[{time.strftime('%H:%M:%S')}] bench: {message}", flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--results", type=Path, required=True, help="the results file (JSON), resumed if it exists")
+    parser.add_argument("--scx-simple", required=True, help="path of the scx_simple binary")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--smoke", action="store_true", help="short workloads, for a check in a few minutes")
+    parser.add_argument("--limit", type=float, default=180, help="seconds before a workload counts as hung")
+    parser.add_argument("--command", default="", help="the command that started the benchmark (recorded)")
+    args = parser.parse_args(argv)
+
+    if not SCHED_EXT.exists():
+        raise SystemExit("this kernel has no sched_ext")
+    meta = {"kernel": platform.release(), "cpus": os.cpu_count(), "mode": "smoke" if args.smoke else "full",
+            "rounds": args.rounds, "date": time.strftime("%Y-%m-%d"), "command": args.command,
+            "python": platform.python_version()}
+    results = Results(args.results, meta)
+    logs = args.results.parent
+    scheds = schedulers(args.scx_simple)
+    attach_timeout = 120.0
+
+    for round_ in range(1, args.rounds + 1):
+        for sched in scheds:
+            todo = [w for w in WORKLOADS if not results.has_run(round_, sched.name, w.name)]
+            if not todo:
+                continue
+            progress(f"round {round_}/{args.rounds}: {sched.name}")
+            try:
+                attached = AttachedScheduler(sched, logs / "scheduler.log", attach_timeout)
+            except RuntimeError as err:
+                for w in todo:
+                    results.add("runs", {"round": round_, "scheduler": sched.name, "workload": w.name,
+                                         "ok": False, "error": str(err), "metrics": {}})
+                progress(f"  failed to attach: {err}")
+                continue
+            try:
+                for w in todo:
+                    record = {"round": round_, "scheduler": sched.name, "workload": w.name}
+                    try:
+                        metrics, wall, output = run_workload(w, args.smoke, args.limit)
+                        problem = attached.still_attached()
+                        if problem:
+                            raise RuntimeError(problem)
+                        record.update(ok=True, error=None, metrics=metrics, wall_s=round(wall, 3),
+                                      output=output)
+                        progress(f"  {w.name}: " + ", ".join(f"{k} {v:g}" for k, v in metrics.items()))
+                    except RuntimeError as err:
+                        record.update(ok=False, error=str(err), metrics={})
+                        progress(f"  {w.name}: FAILED: {err}")
+                    results.add("runs", record)
+                    if not record["ok"] and attached.still_attached():
+                        # Gone: start it again for the remaining workloads.
+                        attached.close()
+                        attached = AttachedScheduler(sched, logs / "scheduler.log", attach_timeout)
+            except RuntimeError as err:
+                progress(f"  cannot restart {sched.name}: {err}")
+            finally:
+                attached.close()
+        for mode in HOT_PATH_MODES:
+            if results.has_hot_path(round_, mode):
+                continue
+            progress(f"round {round_}/{args.rounds}: hot path, {mode}")
+            record = {"round": round_, "mode": mode}
+            try:
+                record.update(ok=True, error=None, **measure_hot_path(mode, args.smoke,
+                                                                       logs / "scheduler.log", attach_timeout))
+                progress(f"  {record['dispatches_per_s']:,.0f} dispatches/s, "
+                         f"{record['worker_cpu_ns_per_dispatch'] / 1000:.1f} µs of worker CPU per dispatch")
+            except (RuntimeError, subprocess.TimeoutExpired) as err:
+                record.update(ok=False, error=str(err))
+                progress(f"  FAILED: {err}")
+            results.add("hot_path", record)
+    failed = sum(not r["ok"] for r in results.data["runs"] + results.data["hot_path"])
+    progress(f"done: {len(results.data['runs'])} workload runs, {len(results.data['hot_path'])} hot-path runs, "
+             f"{failed} failed")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
