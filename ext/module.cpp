@@ -158,6 +158,10 @@ NB_MODULE(_bpf, m) {
              [](PyScheduler &s, const nb::list &tasks) {
                  s.select_in.clear();
                  s.select_out.clear();
+                 if (s.sched.all_cpus_busy()) {  // no idle CPU: skip reading the tasks too
+                     s.select_out.assign(tasks.size(), -1);
+                     return s.select_out;
+                 }
                  for (nb::handle t : tasks)
                      s.select_in.emplace_back(nb::cast<int32_t>(t.attr("pid")), nb::cast<int32_t>(t.attr("cpu")));
                  s.sched.select_cpus(s.select_in, s.select_out);
@@ -176,9 +180,12 @@ NB_MODULE(_bpf, m) {
              "pid"_a, "prev_cpu"_a, "An idle CPU for one task, or -1.")
         .def("read_domain", [](PyScheduler &s, int level, int cpu) { return s.sched.read_domain(level, cpu); },
              "level"_a, "cpu"_a, "The CPUs of a cache domain as the BPF side holds them (level: 0 SMT, 1 L2, 2 L3).")
-        .def("notify_complete", [](PyScheduler &s, uint64_t n) { s.sched.notify_complete(n); }, "nr_pending"_a,
-             nb::call_guard<nb::gil_scoped_release>(),
-             "End a cycle: tell the BPF side how many tasks the policy still holds, then yield.")
+        // The GIL stays held: the worker has no other thread to give it to, and
+        // releasing and taking it back costs on every cycle.
+        .def("notify_complete", [](PyScheduler &s, uint64_t n) { return s.sched.notify_complete(n); },
+             "nr_pending"_a,
+             "End a cycle: tell the BPF side how many tasks the policy still holds, then yield. "
+             "Returns exited().")
         .def("exited", [](const PyScheduler &s) { return s.sched.exited(); },
              "True once the kernel has unregistered the scheduler.")
         .def("run_fifo_ceiling", &run_fifo_ceiling_py, "duration_ns"_a, "slice_ns"_a, "slice_min_ns"_a,

@@ -293,7 +293,7 @@ void Scheduler::select_cpus(std::span<const std::pair<int32_t, int32_t>> tasks, 
     // spare the program run, a system call, and answer -1 for all. Nothing is lost
     // if a CPU goes idle meanwhile: an RL_CPU_ANY dispatch looks for an idle CPU
     // again in the kernel. Under overload this is the common case.
-    if (__atomic_load_n(&bss->nr_running, __ATOMIC_RELAXED) >= __atomic_load_n(&bss->nr_online_cpus, __ATOMIC_RELAXED)) {
+    if (all_cpus_busy()) {
         out.insert(out.end(), tasks.size(), -1);
         return;
     }
@@ -378,10 +378,16 @@ size_t Scheduler::dispatch(std::span<const DispatchedTask> tasks) {
     return sent;
 }
 
-void Scheduler::notify_complete(uint64_t nr_pending) {
+bool Scheduler::notify_complete(uint64_t nr_pending) {
     if (skel_)
         __atomic_store_n(&skel_->bss->nr_scheduled, nr_pending, __ATOMIC_RELAXED);
     sched_yield();
+    return exited();
+}
+
+bool Scheduler::all_cpus_busy() const {
+    return skel_ && __atomic_load_n(&skel_->bss->nr_running, __ATOMIC_RELAXED) >=
+                        __atomic_load_n(&skel_->bss->nr_online_cpus, __ATOMIC_RELAXED);
 }
 
 bool Scheduler::exited() const {

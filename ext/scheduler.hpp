@@ -87,8 +87,10 @@ public:
     size_t dispatch(std::span<const DispatchedTask> tasks);
     // Tell the BPF side how many tasks the policy still holds, then yield the CPU.
     // Every cycle must end here: it is what lets the BPF side stop running the
-    // worker when it has nothing to do.
-    void notify_complete(uint64_t nr_pending);
+    // worker when it has nothing to do. Returns exited(), saving the loop a call.
+    bool notify_complete(uint64_t nr_pending);
+    // Every online CPU is running a task (this worker's among them), so none is idle.
+    bool all_cpus_busy() const;
 
     bool exited() const;
     // Debug only: make the BPF side call scx_bpf_error() on its next dispatch.

@@ -36,6 +36,7 @@ class FakeScheduler:
     def notify_complete(self, nr_pending):
         self.pending_reports.append(nr_pending)
         self.cycles -= 1
+        return self.exited()
 
     def exited(self):
         return self.cycles <= 0

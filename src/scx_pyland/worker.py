@@ -176,13 +176,13 @@ class Worker:
         dequeue = sched.dequeue
         dispatch = sched.dispatch
         notify_complete = sched.notify_complete
-        exited = sched.exited
         monotonic_ns = time.monotonic_ns
         record = self.recorder.add if self.recorder else None
         backlog = self.backlog
         next_tick = monotonic_ns() + TICK_NS
         try:
-            while not self.stop_requested and not exited():
+            exited = sched.exited()
+            while not (exited or self.stop_requested):
                 queued = dequeue(BATCH)
                 if record:
                     record(queued)
@@ -200,7 +200,7 @@ class Worker:
                     next_tick += TICK_NS
                     policy.tick()
                     self.publish_stats(sched)
-                notify_complete(policy.nr_pending + len(backlog))
+                exited = notify_complete(policy.nr_pending + len(backlog))
         finally:
             self.publish_stats(sched)
 

@@ -26,8 +26,9 @@ class FifoPolicy(Policy):
             return []
         # The slice shrinks with the number of tasks waiting for a CPU.
         slice_ns = max(self.config.slice_ns // len(waiting), self.config.slice_min_ns)
-        return [DispatchedTask(pid=task.pid, cpu=RL_CPU_ANY, slice_ns=slice_ns, enq_cnt=task.enq_cnt)
-                for task in waiting]
+        # DispatchedTask(pid, cpu, flags, slice_ns, vtime, enq_cnt): positional
+        # arguments are the cheaper call, and this runs once per task.
+        return [DispatchedTask(task.pid, RL_CPU_ANY, 0, slice_ns, 0, task.enq_cnt) for task in waiting]
 
     @property
     def nr_pending(self) -> int:
