@@ -209,7 +209,8 @@ def report(data: dict, policy_bench: str, name: str) -> str:
     out = [
         "# Benchmarks",
         "",
-        f"Made by `{meta.get('command') or 'scripts/bench'}` on {meta['date']}: kernel {meta['kernel']}, "
+        f"Made by `{meta.get('command') or 'scripts/bench'}` at commit {meta.get('commit') or 'unknown'} "
+        f"on {meta['date']}: kernel {meta['kernel']}, "
         f"{meta['cpus']} guest CPUs (QEMU software emulation, no KVM, on a shared "
         f"{platform.machine()} host), {rounds_done} interleaved rounds "
         f"({meta['mode']} mode), Python {meta.get('python', '?')} in the guest. The raw results are in "
@@ -242,7 +243,8 @@ def report(data: dict, policy_bench: str, name: str) -> str:
             "scx_pyland under overload (`" + " ".join(hot_path_load(meta["mode"] == "smoke")) + "`): "
             "user-space dispatches per second as counted by the BPF side, and the worker's CPU time "
             "(its `/proc/PID/schedstat`) divided by them. `ceiling` is the same fifo cycle run "
-            "by the extension in C++ (`--policy ceiling`), same BPF object and rings.", ""] + hot_lines
+            "by the extension in C++ (`--policy ceiling`), same BPF object and rings. How the Python "
+            "path got here, measured before and after each change: [hot-path.md](hot-path.md).", ""] + hot_lines
     if policy_bench.strip():
         out += ["", "## The policy alone, on the host (no kernel)", "",
                 "`scripts/bench-policy`: decode → enqueue → dispatch → encode, per task.", "",

@@ -389,13 +389,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--smoke", action="store_true", help="short workloads, for a check in a few minutes")
     parser.add_argument("--limit", type=float, default=180, help="seconds before a workload counts as hung")
     parser.add_argument("--command", default="", help="the command that started the benchmark (recorded)")
+    parser.add_argument("--commit", default="", help="the commit benchmarked (recorded)")
     args = parser.parse_args(argv)
 
     if not SCHED_EXT.exists():
         raise SystemExit("this kernel has no sched_ext")
     meta = {"kernel": platform.release(), "cpus": os.cpu_count(), "mode": "smoke" if args.smoke else "full",
             "rounds": args.rounds, "date": time.strftime("%Y-%m-%d"), "command": args.command,
-            "python": platform.python_version()}
+            "python": platform.python_version(), "commit": args.commit}
     results = Results(args.results, meta)
     logs = args.results.parent
     scheds = schedulers(args.scx_simple)
