@@ -114,3 +114,24 @@ def test_the_benchmark_measures_the_hot_path(tmp_path):
     assert result["worker_cpu_ns_per_dispatch"] > 0 and 0 < result["worker_cpu_share"] < 1.5, result
     assert result["user_share"] > 0.5, result
     record_result("hot_path_fifo", result)
+
+
+def test_the_benchmark_counts_a_detach_during_a_run_as_a_failure(tmp_path):
+    """A scheduler that leaves in the middle of a benchmark run makes the run a failure."""
+    from scx_pyland import bench_workloads as bw
+    sched = bw.Scheduler("pyland fifo", ["scx_pyland", "--no-supervisor", "--policy", "fifo",
+                                         "--debug-bpf-error-after", "3"], "pyland")
+    attached = bw.AttachedScheduler(sched, tmp_path / "scheduler.log", attach_timeout=120)
+    try:
+        assert attached.lost() is None
+        sleeper = bw.Workload("sleep", "sleep", lambda smoke: ["sh", "-c", "sleep 8; echo Time: 8"],
+                              bw.parse_hackbench, (bw.SECONDS,))
+        metrics, _, _ = bw.run_workload(sleeper, smoke=True, limit=60)
+        assert metrics == {"seconds": 8.0}   # the workload itself succeeded...
+        problem = attached.lost()            # ...but the scheduler did not last
+        # The kernel's exit (75 with --no-supervisor), seen either way round.
+        assert problem in ("the scheduler was detached by the kernel",
+                           "the scheduler's process exited (75)"), problem
+    finally:
+        attached.close()
+    assert wait_for_state("disabled", 30)

@@ -271,7 +271,7 @@ class AttachedScheduler:
         self.seq = enable_seq()
         self.attach_s = time.monotonic() - started
 
-    def still_attached(self) -> str | None:
+    def lost(self) -> str | None:
         """None if it is still the same attachment, else what happened."""
         if self.proc is None:
             return None if sched_ext_state() == "disabled" else f"{sched_ext_ops()} attached during the run"
@@ -355,7 +355,7 @@ def measure_hot_path(mode: str, smoke: bool, log: Path, attach_timeout: float) -
         time.sleep(1.2)    # the counters of the last second
         _, user1, kernel1, congested1 = dispatch_counters()
         cpu1, t1 = worker_cpu_ns(pid), time.monotonic_ns()
-        problem = attached.still_attached()
+        problem = attached.lost()
     finally:
         attached.close()
     if problem:
@@ -421,7 +421,7 @@ def main(argv: list[str] | None = None) -> int:
                     record = {"round": round_, "scheduler": sched.name, "workload": w.name}
                     try:
                         metrics, wall, output = run_workload(w, args.smoke, args.limit)
-                        problem = attached.still_attached()
+                        problem = attached.lost()
                         if problem:
                             raise RuntimeError(problem)
                         record.update(ok=True, error=None, metrics=metrics, wall_s=round(wall, 3),
@@ -431,7 +431,7 @@ def main(argv: list[str] | None = None) -> int:
                         record.update(ok=False, error=str(err), metrics={})
                         progress(f"  {w.name}: FAILED: {err}")
                     results.add("runs", record)
-                    if not record["ok"] and attached.still_attached():
+                    if not record["ok"] and attached.lost():
                         # Gone: start it again for the remaining workloads.
                         attached.close()
                         attached = AttachedScheduler(sched, logs / "scheduler.log", attach_timeout)
