@@ -19,7 +19,7 @@ import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
-from scx_pyland.bench_workloads import WORKLOADS, Metric
+from scx_pyland.bench_workloads import WORKLOADS, Metric, hot_path_load
 
 BASELINE = "EEVDF"
 CEILING = "ceiling"
@@ -150,7 +150,11 @@ def hot_path_table(hot: list[dict]) -> tuple[list[str], dict[str, float]]:
 
 
 def chart(runs: list[dict], hot: list[dict], path: Path, title: str) -> None:
-    import matplotlib
+    try:
+        import matplotlib
+    except ImportError:
+        raise SystemExit("bench_report: no matplotlib for the chart: run scripts/setup "
+                         "(the toolbox's python3-matplotlib)") from None
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -257,11 +261,6 @@ def report(data: dict, policy_bench: str, name: str) -> str:
     return "\n".join(out) + "\n"
 
 
-def hot_path_load(smoke: bool) -> list[str]:
-    from scx_pyland.bench_workloads import hot_path_load as load
-    return load(smoke)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--results", type=Path, required=True)
@@ -269,7 +268,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, required=True, help="directory for NAME.md, NAME.png, NAME.json")
     parser.add_argument("--name", default="benchmarks")
     args = parser.parse_args(argv)
-    data = json.loads(args.results.read_text())
+    try:
+        data = json.loads(args.results.read_text())
+    except (OSError, ValueError) as err:
+        raise SystemExit(f"bench_report: cannot read the results {args.results}: {err}") from None
     policy_bench = args.policy_bench.read_text() if args.policy_bench and args.policy_bench.exists() else ""
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / f"{args.name}.md").write_text(report(data, policy_bench, args.name))

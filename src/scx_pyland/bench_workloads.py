@@ -262,14 +262,16 @@ class AttachedScheduler:
                 raise RuntimeError(f"a sched_ext scheduler is attached ({sched_ext_ops()}) where EEVDF should run")
             return
         started = time.monotonic()
-        self.proc = start(sched.command, log)
+        try:
+            self.proc = start(sched.command, log)
+        except OSError as err:
+            raise RuntimeError(f"cannot start {sched.name} ({sched.command[0]}): {err.strerror}") from None
         while not (sched_ext_state() == "enabled" and sched_ext_ops().startswith(sched.ops_prefix)):
             if self.proc.poll() is not None or time.monotonic() - started > attach_timeout:
                 self.close()
                 raise RuntimeError(f"{sched.name} did not attach: {tail(log)}")
             time.sleep(0.05)
         self.seq = enable_seq()
-        self.attach_s = time.monotonic() - started
 
     def lost(self) -> str | None:
         """None if it is still the same attachment, else what happened."""
