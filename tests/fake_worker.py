@@ -15,6 +15,9 @@ A behaviour is a dict:
            reads "enabled" (as when the kernel is quicker than the supervisor's poll)
     child: fork a child that sleeps (its pid goes to children.log)
     keep_enabled: leave the state "enabled" at exit (the kernel is slow to finish)
+    stats: N: log an "attached" line and N --stats lines with the worker's own code
+           (a "run" worker goes on with a line every 10 ms and logs its exit); the
+           nr_queued gauge is the pid, nr_pending the line's number
 """
 
 import json
@@ -38,10 +41,31 @@ plan = json.loads((plan_dir / "plan.json").read_text())
 starts = plan_dir / "starts.log"
 index = len(starts.read_text().splitlines()) if starts.exists() else 0
 step = plan[min(index, len(plan) - 1)]
+lines = None    # a StatsLines once the worker "attached"
+
+
+class StatsLines:
+    """--stats lines and log lines through the worker's own functions."""
+
+    def __init__(self) -> None:
+        from scx_pyland import stats, worker
+        self.worker = worker
+        self.fields = stats.FIELD_NAMES
+        self.lines = worker.Worker(None, worker.WorkerOptions(stats_interval=1e-9))
+        self.lines.stats_fd = worker.open_stats_stderr()
+        self.n = 0
+        worker.log(f"fake worker {os.getpid()} attached")
+
+    def line(self) -> None:
+        values = dict.fromkeys(self.fields, 0) | {"nr_queued": os.getpid(), "nr_pending": self.n}
+        self.lines.print_stats_line(tuple(values[name] for name in self.fields))
+        self.n += 1
 
 
 def stop(signum, frame):
     append("signals.log", signal.Signals(signum).name)
+    if lines:
+        lines.worker.log(f"fake worker {os.getpid()} exit")
     state.write_text("disabled\n")
     sys.exit(0)
 
@@ -64,9 +88,15 @@ if step.get("child"):
         os._exit(0)
     append("children.log", str(pid))
 
+lines = StatsLines() if step.get("stats") else None
+for _ in range(step.get("stats", 0)):
+    lines.line()
+
 if step.get("run"):
     while True:
-        time.sleep(1)
+        if lines:
+            lines.line()
+        time.sleep(0.01 if lines else 1)
 
 time.sleep(step.get("after", 0))
 if step.get("hang"):

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import stat
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -29,27 +31,48 @@ FAST = {"backoff_initial": 0.01, "backoff_max": 0.05, "poll_interval": 0.05,
 
 
 class Supervised:
-    """The supervisor running over a plan of fake workers."""
+    """The supervisor running over a plan of fake workers. Its stderr is a file the
+    way a shell's `>` opens it (`stderr="file"`: no O_APPEND), one opened to append
+    (`"append"`, as systemd's StandardError=append:) or a pipe (`"pipe"`), copied
+    to the same log file as it is read."""
 
-    def __init__(self, plan_dir: Path, plan: list[dict], enable_seq: bool = False, **options: object) -> None:
+    def __init__(self, plan_dir: Path, plan: list[dict], enable_seq: bool = False, stderr: str = "file",
+                 **options: object) -> None:
         self.dir = plan_dir
         (plan_dir / "sched_ext").mkdir(parents=True)
         (plan_dir / "sched_ext" / "state").write_text("disabled\n")
         if enable_seq:
             (plan_dir / "sched_ext" / "enable_seq").write_text("7\n")
         (plan_dir / "plan.json").write_text(json.dumps(plan))
-        self.stderr = open(plan_dir / "stderr.log", "w")
+        self.stderr = open(plan_dir / "stderr.log", "a" if stderr == "append" else "w")
         self.proc = subprocess.Popen(
             [sys.executable, str(HERE / "supervised.py"), str(plan_dir), json.dumps({**FAST, **options})],
-            stderr=self.stderr)
+            stderr=subprocess.PIPE if stderr == "pipe" else self.stderr)
+        self.copier = None
+        if stderr == "pipe":
+            self.copier = threading.Thread(target=self.copy_pipe, daemon=True)
+            self.copier.start()
+
+    def copy_pipe(self) -> None:
+        fd = self.proc.stderr.fileno()
+        while data := os.read(fd, 65536):
+            self.stderr.write(data.decode(errors="replace"))
+            self.stderr.flush()
 
     def wait(self, timeout: float = 30) -> int:
         return self.proc.wait(timeout)
 
     @property
     def log(self) -> str:
+        if self.copier and self.proc.poll() is not None:
+            self.copier.join(10)
         self.stderr.flush()
         return (self.dir / "stderr.log").read_text()
+
+    def stderr_flags(self) -> int:
+        """The open flags of the supervisor's stderr (O_APPEND, O_NONBLOCK, ...)."""
+        fdinfo = Path(f"/proc/{self.proc.pid}/fdinfo/2").read_text()
+        return int(re.search(r"^flags:\s+([0-7]+)", fdinfo, re.M).group(1), 8)
 
     def lines(self, name: str) -> list[str]:
         path = self.dir / name
@@ -304,6 +327,51 @@ def test_the_status_file_is_root_only_and_has_the_restarts_and_the_last_exit(sup
     assert status["worker_pid"] == int(run.lines("starts.log")[-1])
     run.proc.send_signal(signal.SIGTERM)
     assert run.wait() == 0
+
+
+STATS_LINE = re.compile(r"scx_pyland: user 0(?: \(0/s\))? kernel 0 congested 0 cancel 0 bounce 0 fail 0 \| "
+                        r"policy 0(?: \(0/s\))? pending (?P<n>\d+) queued (?P<pid>\d+) running 0/0 \| "
+                        r"page faults \+0")
+
+
+@pytest.mark.parametrize("stderr", ["file", "append", "pipe"])
+def test_every_line_of_the_supervisor_and_its_workers_is_logged_whole_and_once(supervise, stderr):
+    """Issue 18: a worker's --stats lines wrote over the supervisor's lines in a
+    file the shell opened without O_APPEND. Here two workers write --stats lines and
+    log lines with the worker's own code, around a restart and a stop."""
+    run = supervise([{"stats": 50, "kill": signal.SIGKILL}, {"stats": 50, "run": True}], stderr=stderr)
+    run.wait_starts(2)
+    time.sleep(0.5)      # the second worker writes a line every 10 ms meanwhile
+    flags = run.stderr_flags()
+    run.proc.send_signal(signal.SIGTERM)
+    assert run.wait() == 0, run.log
+    first, second = (int(pid) for pid in run.lines("starts.log"))
+    log = run.log
+    assert log.endswith("\n"), log
+
+    stats: dict[int, list[int]] = {first: [], second: []}
+    others = []
+    for line in log.splitlines():
+        if match := STATS_LINE.fullmatch(line):
+            stats[int(match["pid"])].append(int(match["n"]))
+        else:
+            others.append(line)
+    killed = "the worker was killed by SIGKILL"
+    assert len(others) == 7 and re.fullmatch(
+        rf"scx_pyland: supervisor: restarting the worker in [\d.]+ s: {killed}", others[1]), log
+    assert others[:1] + others[2:] == [
+        f"scx_pyland: fake worker {first} attached",
+        f"scx_pyland: supervisor: restart 1: {killed}",
+        f"scx_pyland: fake worker {second} attached",
+        "scx_pyland: supervisor: SIGTERM: stopping the worker",
+        f"scx_pyland: fake worker {second} exit",
+        "scx_pyland: supervisor: stopped (SIGTERM)"], log
+    assert stats[first] == list(range(50)), log
+    assert len(stats[second]) > 50 and stats[second] == list(range(len(stats[second]))), log
+    if stderr == "pipe":
+        assert not flags & os.O_NONBLOCK     # the worker's non-blocking open stays its own
+    else:
+        assert flags & os.O_APPEND
 
 
 def test_the_supervisor_never_imports_the_bpf_extension():

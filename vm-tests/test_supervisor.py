@@ -9,6 +9,7 @@ Recovery times go to record_result()."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import time
@@ -16,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import record_result, sched_ext_state, wait_for_state
+from conftest import REPORT, record_result, sched_ext_state, wait_for_state
 
 ROOT_OPS = Path("/sys/kernel/sched_ext/root/ops")
 CPU1_ONLINE = Path("/sys/devices/system/cpu/cpu1/online")
@@ -227,3 +228,45 @@ def test_sigterm_stops_the_supervisor_with_0_and_leaves_sched_ext_disabled(start
     assert not Path(f"/proc/{worker}").exists()
     assert "stopped (SIGTERM)" in run.output
     assert run.report()["kind"] == "UNREG"
+
+
+STATS_LINE = re.compile(r"scx_pyland: user \d+(?: \(\d+/s\))? kernel \d+ congested \d+ cancel \d+ bounce \d+ "
+                        r"fail \d+ \| policy \d+(?: \(\d+/s\))? pending \d+ queued \d+ running \d+/\d+ \| "
+                        r"page faults \+\d+")
+ATTACHED_LINE = re.compile(r"scx_pyland: attached as \S+ \(fifo policy, \d+ CPUs, slice \d+ us\)")
+
+
+def test_stats_lines_and_the_supervisor_s_lines_are_whole_in_a_log_file(start_scx):
+    """Issue 18: `scx_pyland --stats 1 > log 2>&1` (the file opened without O_APPEND,
+    as ScxRun does): across a restart and a stop, every line of the log is whole and
+    each line of the supervisor and the workers is there once."""
+    run = start_scx("--policy", "fifo", "--stats", "1")
+    time.sleep(2.5)
+    killed = time.monotonic()
+    os.kill(run.worker_pid(), signal.SIGKILL)
+    wait_reattached(run, 1, killed)
+    time.sleep(2.5)
+    assert run.stop(signal.SIGINT) == 0, run.diagnosis()
+    log = run.output
+    assert log.endswith("\n"), log
+    kinds = []
+    for line in log.splitlines():
+        if STATS_LINE.fullmatch(line):
+            kinds.append("stats")
+        elif ATTACHED_LINE.fullmatch(line):
+            kinds.append("attached")
+        elif line.startswith("scx_pyland: exit: ") and REPORT.fullmatch(line.removeprefix("scx_pyland: ")):
+            kinds.append("report")
+        else:
+            kinds.append(line)
+    killed_reason = "the worker was killed by SIGKILL"
+    restarting = [k for k in kinds if k.startswith("scx_pyland: supervisor: restarting the worker in ")]
+    assert restarting == [f"scx_pyland: supervisor: restarting the worker in 0.25 s: {killed_reason}"], log
+    # The other lines once each, in order; each worker's stats lines among its own.
+    assert [k for k in kinds if k != "stats"] == [
+        "attached", restarting[0], f"scx_pyland: supervisor: restart 1: {killed_reason}", "attached",
+        "scx_pyland: supervisor: SIGINT: stopping the worker", "report",
+        "scx_pyland: supervisor: stopped (SIGINT)"], log
+    second = [i for i, k in enumerate(kinds) if k == "attached"][1]
+    assert "stats" in kinds[:second] and "stats" in kinds[second:], log
+

@@ -35,6 +35,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from scx_pyland import logs
 from scx_pyland.exits import (ECODE_ACT_RESTART, ExitKind, SupervisorStatus, WorkerStatus, kind_name,
                               read_exit_info)
 
@@ -182,6 +183,8 @@ class Supervisor:
 
     def run(self) -> int:
         """Supervise until the end; returns a :class:`SupervisorStatus`."""
+        # Our stderr is our workers' too: on a regular file, everyone appends.
+        logs.append_if_file()
         with self.signals_caught(), tempfile.TemporaryDirectory(prefix="scx_pyland.") as tmp:
             exit_info = os.path.join(tmp, "worker-exit.json")
             status = self.supervise(exit_info)
@@ -432,5 +435,5 @@ def worker_command(argv: list[str]) -> list[str]:
 
 
 def log(message: str, prefix: str = "scx_pyland: supervisor") -> None:
-    print(f"{prefix}: {message}", file=sys.stderr, flush=True)
+    logs.log(f"{prefix}: {message}")
 

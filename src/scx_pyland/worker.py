@@ -18,14 +18,13 @@ import gc
 import os
 import resource
 import signal
-import sys
 import time
 import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from scx_pyland import _bpf, stats, topology
+from scx_pyland import _bpf, logs, stats, topology
 from scx_pyland.exits import ExitKind, WorkerStatus, is_error, kind_name, write_exit_info
 from scx_pyland.policy import Policy
 from scx_pyland.replay import TraceRecorder
@@ -73,7 +72,7 @@ class Worker:
         self.stats: stats.StatsWriter | None = None
         self.last_line: stats.Snapshot | None = None
         self.next_line_ns = 0
-        self.stats_fd: int | None = None     # stderr, non-blocking, for --stats lines
+        self.stats_fd: int | None = None     # stderr for --stats lines, never blocking
         self.exit_fields: dict[str, object] = {}    # how it ended, for the supervisor
 
     def request_stop(self, signum: int = 0, frame: object = None) -> None:
@@ -82,6 +81,8 @@ class Worker:
     def run(self) -> int:
         """Run to the end; returns a :class:`WorkerStatus`. With ``exit_info`` set,
         how it ended is also written there as JSON (after detaching)."""
+        # Under the supervisor it is done already; alone (--no-supervisor), ours to do.
+        logs.append_if_file()
         status = self.run_attached()
         if self.options.exit_info:
             try:
@@ -114,7 +115,7 @@ class Worker:
     def attach_and_run(self) -> int:
         topo = topology.read_topology()
         if self.options.stats_interval:
-            self.stats_fd = open_nonblocking_stderr()
+            self.stats_fd = open_stats_stderr()
         sched = _bpf.Scheduler(
             slice_ns=self.options.slice_ns,
             timeout_ms=self.options.timeout_ms,
@@ -261,12 +262,8 @@ class Worker:
         snapshot = stats.Snapshot(os.getpid(), now, dict(zip(stats.FIELD_NAMES, values)))
         line = stats.format_line(self.last_line, snapshot)
         self.last_line = snapshot
-        if self.stats_fd is None:
-            return
-        try:
-            os.write(self.stats_fd, f"scx_pyland: {line}\n".encode())
-        except BlockingIOError:
-            pass  # nobody reads stderr right now: drop the line
+        if self.stats_fd is not None:
+            logs.try_write_line(self.stats_fd, f"scx_pyland: {line}")   # or dropped
 
     def drain(self, sched: _bpf.Scheduler) -> None:
         """Before detaching on a stop: let the BPF side take what was sent."""
@@ -329,18 +326,17 @@ def compaction_off_locked_pages() -> Iterator[None]:
                 f.write(before)
 
 
-def open_nonblocking_stderr() -> int | None:
+def open_stats_stderr() -> int | None:
     """stderr may be a pipe that only another task drains (in a container, the
-    shim): the --stats lines go through a non-blocking descriptor and are dropped
-    rather than ever waited for. It is a new open of the same pipe or terminal, so
-    the non-blocking flag does not leak to the supervisor, which shares stderr."""
+    shim): the --stats lines go through a descriptor that never blocks, and are
+    dropped rather than ever waited for (scx_pyland.logs has the rules)."""
     try:
-        return os.open(f"/proc/self/fd/{sys.stderr.fileno()}", os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        return logs.open_stats_stderr()
     except OSError as err:
         log(f"warning: no --stats lines: cannot reopen stderr without blocking: {err.strerror}")
         return None
 
 
 def log(message: str) -> None:
-    """Messages outside the hot path only, to stderr."""
-    print(f"scx_pyland: {message}", file=sys.stderr, flush=True)
+    """Messages outside the hot path only, to stderr, each in one write."""
+    logs.log(f"scx_pyland: {message}")

@@ -1,0 +1,92 @@
+"""Log lines on stderr, which the supervisor and its workers share.
+
+stderr may be a terminal, a pipe (in a container, the one containerd-shim drains)
+or a regular file (`scx_pyland --stats 2 > sched.log 2>&1`, systemd's
+StandardError=file: or append:). Three rules keep every line whole and each one
+there exactly once, whatever it is:
+
+- A regular file is written in append mode. The shell's `>` opens it without
+  O_APPEND, so each open file description writing it has an offset of its own and
+  writes over what another wrote since. The supervisor sets O_APPEND on the
+  description it shares with its workers (`append_if_file`); every descriptor a
+  worker writes lines to shares that description.
+- A message goes out in one write() (`write_line`): a line of the supervisor and
+  one of the worker may follow each other, never cut into each other.
+- The worker's --stats lines never wait: on a pipe or terminal they go through a
+  new open of it with O_NONBLOCK (a line is dropped when it is full), so the flag
+  stays off the description the supervisor shares and blocks on. On a regular file
+  a write never waits for a reader, so the lines go through a duplicate of stderr
+  and append like every other line (`open_stats_stderr`).
+
+Nothing here imports scx_pyland._bpf: the supervisor uses it too.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import stat
+import sys
+
+STDERR = 2
+
+
+def is_regular_file(fd: int) -> bool:
+    try:
+        return stat.S_ISREG(os.fstat(fd).st_mode)
+    except OSError:
+        return False
+
+
+def append_if_file(fd: int = STDERR) -> None:
+    """When `fd` writes a regular file, make its open file description append, so
+    that every process sharing it (the supervisor, its workers, whoever else the
+    shell gave it to) writes at the end instead of over each other. A description
+    systemd opened with StandardError=append: already does."""
+    if not is_regular_file(fd):
+        return
+    with contextlib.suppress(OSError):
+        flags = fcntl.fcntl(fd, fcntl.F_GETFL)
+        if not flags & os.O_APPEND:
+            fcntl.fcntl(fd, fcntl.F_SETFL, flags | os.O_APPEND)
+
+
+def write_line(fd: int, message: str) -> None:
+    """Write `message` and a newline in one write() (looping only on a short write,
+    which a blocking descriptor makes only when interrupted or full), so another
+    process's line never lands inside it. A line that cannot be written is lost:
+    a log line is never worth an exception in the supervisor or the worker."""
+    data = (message + "\n").encode(errors="replace")
+    with contextlib.suppress(OSError):
+        while data:
+            data = data[os.write(fd, data):]
+
+
+def log(message: str) -> None:
+    """One message on stderr, after whatever Python's own sys.stderr still holds."""
+    if sys.stderr is not None:
+        with contextlib.suppress(OSError, ValueError):
+            sys.stderr.flush()
+    write_line(STDERR, message)
+
+
+def open_stats_stderr() -> int:
+    """A descriptor on stderr for lines the worker writes while it schedules, which
+    must never wait on another task: a duplicate of stderr on a regular file (it
+    appends with the rest, and a file never waits for a reader), a new non-blocking
+    open of the pipe or terminal otherwise. Raises OSError when it cannot."""
+    if is_regular_file(STDERR):
+        return fcntl.fcntl(STDERR, fcntl.F_DUPFD_CLOEXEC, 3)
+    return os.open(f"/proc/self/fd/{STDERR}", os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+
+
+def try_write_line(fd: int, message: str) -> bool:
+    """Write one line through a descriptor of `open_stats_stderr` in one write();
+    False when it was dropped (nobody drains the pipe right now, or nobody ever will). A line is far
+    below PIPE_BUF, so a pipe takes all of it or none."""
+    try:
+        os.write(fd, (message + "\n").encode(errors="replace"))
+    except OSError:     # full (EAGAIN), or the reader is gone (EPIPE): dropped
+        return False
+    return True
