@@ -15,6 +15,8 @@ A behaviour is a dict:
            reads "enabled" (as when the kernel is quicker than the supervisor's poll)
     child: fork a child that sleeps (its pid goes to children.log)
     keep_enabled: leave the state "enabled" at exit (the kernel is slow to finish)
+    compaction: set the (fake) vm.compact_unevictable_allowed, PLAN_DIR/compact_unevictable_allowed,
+           to 0 as a supervised worker does (it restores nothing)
     stats: N: log an "attached" line and N --stats lines with the worker's own code
            (a "run" worker goes on with a line every 10 ms and logs its exit); the
            nr_queued gauge is the pid, nr_pending the line's number
@@ -87,6 +89,10 @@ if step.get("child"):
         time.sleep(3600)
         os._exit(0)
     append("children.log", str(pid))
+
+if step.get("compaction"):
+    from scx_pyland.worker import compaction_off_locked_pages
+    compaction_off_locked_pages(plan_dir / "compact_unevictable_allowed", restore=False).__enter__()
 
 lines = StatsLines() if step.get("stats") else None
 for _ in range(step.get("stats", 0)):

@@ -34,7 +34,8 @@ class Supervised:
     """The supervisor running over a plan of fake workers. Its stderr is a file the
     way a shell's `>` opens it (`stderr="file"`: no O_APPEND), one opened to append
     (`"append"`, as systemd's StandardError=append:) or a pipe (`"pipe"`), copied
-    to the same log file as it is read."""
+    to the same log file as it is read. Its (fake)
+    vm.compact_unevictable_allowed reads 1 at first."""
 
     def __init__(self, plan_dir: Path, plan: list[dict], enable_seq: bool = False, stderr: str = "file",
                  **options: object) -> None:
@@ -44,6 +45,7 @@ class Supervised:
         if enable_seq:
             (plan_dir / "sched_ext" / "enable_seq").write_text("7\n")
         (plan_dir / "plan.json").write_text(json.dumps(plan))
+        (plan_dir / "compact_unevictable_allowed").write_text("1\n")
         self.stderr = open(plan_dir / "stderr.log", "a" if stderr == "append" else "w")
         self.proc = subprocess.Popen(
             [sys.executable, str(HERE / "supervised.py"), str(plan_dir), json.dumps({**FAST, **options})],
@@ -372,6 +374,18 @@ def test_every_line_of_the_supervisor_and_its_workers_is_logged_whole_and_once(s
         assert not flags & os.O_NONBLOCK     # the worker's non-blocking open stays its own
     else:
         assert flags & os.O_APPEND
+
+
+def test_the_supervisor_restores_compact_unevictable_allowed_after_a_killed_worker(supervise):
+    """Issue 14 item 10: a worker killed by SIGKILL restores nothing, and the next
+    one found 0; the supervisor, which outlives them, restores the first value."""
+    run = supervise([{"compaction": True, "kill": signal.SIGKILL}, {"compaction": True, "run": True}])
+    sysctl = run.dir / "compact_unevictable_allowed"
+    run.wait_starts(2)
+    assert sysctl.read_text().strip() == "0"
+    run.proc.send_signal(signal.SIGTERM)
+    assert run.wait() == 0, run.log
+    assert sysctl.read_text().strip() == "1"
 
 
 def test_the_supervisor_never_imports_the_bpf_extension():

@@ -9,7 +9,7 @@ from scx_pyland import _bpf
 from scx_pyland.policies.fifo import FifoPolicy
 from scx_pyland.policies.rustland import RustlandPolicy
 from scx_pyland.policy import Policy, PolicyConfig
-from scx_pyland.worker import Worker, WorkerOptions
+from scx_pyland.worker import Worker, WorkerOptions, compaction_off_locked_pages
 from records import dispatched_records, queued_bytes
 
 CONFIG = PolicyConfig(nr_cpus=2)
@@ -83,3 +83,20 @@ def test_an_exception_in_the_policy_leaves_the_loop():
 
     with pytest.raises(ZeroDivisionError):
         run(Broken(CONFIG), FakeScheduler([[1]], room=10, cycles=3))
+
+
+def test_alone_the_worker_restores_compact_unevictable_allowed(tmp_path):
+    sysctl = tmp_path / "compact_unevictable_allowed"
+    sysctl.write_text("1\n")
+    with compaction_off_locked_pages(sysctl, restore=True):
+        assert sysctl.read_text() == "0"
+    assert sysctl.read_text() == "1"
+
+
+def test_under_the_supervisor_the_worker_leaves_the_restore_to_it(tmp_path):
+    """Issue 14 item 10: the supervisor outlives a killed worker and restores it."""
+    sysctl = tmp_path / "compact_unevictable_allowed"
+    sysctl.write_text("1\n")
+    with compaction_off_locked_pages(sysctl, restore=False):
+        pass
+    assert sysctl.read_text() == "0"

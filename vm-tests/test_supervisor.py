@@ -22,6 +22,7 @@ from conftest import REPORT, record_result, sched_ext_state, wait_for_state
 ROOT_OPS = Path("/sys/kernel/sched_ext/root/ops")
 CPU1_ONLINE = Path("/sys/devices/system/cpu/cpu1/online")
 ECODE_ACT_RESTART = 1 << 48
+COMPACT_UNEVICTABLE = Path("/proc/sys/vm/compact_unevictable_allowed")
 WORKLOAD_SECONDS = 20
 
 
@@ -270,3 +271,20 @@ def test_stats_lines_and_the_supervisor_s_lines_are_whole_in_a_log_file(start_sc
     second = [i for i, k in enumerate(kinds) if k == "attached"][1]
     assert "stats" in kinds[:second] and "stats" in kinds[second:], log
 
+
+def test_compact_unevictable_allowed_is_restored_after_a_killed_worker(start_scx):
+    """Issue 14 item 10: the worker sets vm.compact_unevictable_allowed to 0; killed
+    by SIGKILL it restores nothing, and the supervisor restores the value it found."""
+    before = COMPACT_UNEVICTABLE.read_text()
+    COMPACT_UNEVICTABLE.write_text("1")
+    try:
+        run = start_scx("--policy", "fifo")
+        assert COMPACT_UNEVICTABLE.read_text().strip() == "0"
+        killed = time.monotonic()
+        os.kill(run.worker_pid(), signal.SIGKILL)
+        wait_reattached(run, 1, killed)
+        assert COMPACT_UNEVICTABLE.read_text().strip() == "0"
+        assert run.stop(signal.SIGINT) == 0, run.diagnosis()
+        assert COMPACT_UNEVICTABLE.read_text().strip() == "1", run.diagnosis()
+    finally:
+        COMPACT_UNEVICTABLE.write_text(before)

@@ -251,6 +251,7 @@ def main(argv: list[str] | None = None) -> int:
     options = WorkerOptions(slice_ns=args.slice_us * 1000, timeout_ms=args.timeout_ms,
                             exit_dump_len=args.exit_dump_len, partial=args.partial,
                             verbose=args.verbose, stats_interval=args.stats, record=args.record,
-                            exit_info=args.exit_info, debug_stall_after=args.debug_stall_after,
+                            exit_info=args.exit_info, restore_compaction=not args.worker,
+                            debug_stall_after=args.debug_stall_after,
                             debug_bpf_error_after=args.debug_bpf_error_after)
     return Worker(policy, options).run()

@@ -35,7 +35,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from scx_pyland import logs
+from scx_pyland import compaction, logs
 from scx_pyland.exits import (ECODE_ACT_RESTART, ExitKind, SupervisorStatus, WorkerStatus, kind_name,
                               read_exit_info)
 
@@ -59,6 +59,8 @@ class SupervisorOptions:
     poll_interval: float = 0.5       # how often the sched_ext state is read
     status_file: Path | None = STATUS_FILE
     sched_ext_dir: Path = SCHED_EXT
+    # Workers set it to 0; its value before the first is restored after the last.
+    compaction_sysctl: Path | None = compaction.SYSCTL
 
 
 @dataclass(slots=True)
@@ -185,7 +187,8 @@ class Supervisor:
         """Supervise until the end; returns a :class:`SupervisorStatus`."""
         # Our stderr is our workers' too: on a regular file, everyone appends.
         logs.append_if_file()
-        with self.signals_caught(), tempfile.TemporaryDirectory(prefix="scx_pyland.") as tmp:
+        with (self.signals_caught(), tempfile.TemporaryDirectory(prefix="scx_pyland.") as tmp,
+              compaction.restored(self.options.compaction_sysctl, warn=log)):
             exit_info = os.path.join(tmp, "worker-exit.json")
             status = self.supervise(exit_info)
         self.update_status(state="stopped" if status == SupervisorStatus.STOPPED else "ended",

@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from scx_pyland import _bpf, logs, stats, topology
+from scx_pyland import _bpf, compaction, logs, stats, topology
 from scx_pyland.exits import ExitKind, WorkerStatus, is_error, kind_name, write_exit_info
 from scx_pyland.policy import Policy
 from scx_pyland.replay import TraceRecorder
@@ -52,6 +52,7 @@ class WorkerOptions:
     stats_path: Path = stats.DEFAULT_PATH
     record: Path | None = None           # write a trace of the queued records here
     exit_info: str | None = None         # where to write how it ended, for the supervisor
+    restore_compaction: bool = True      # False under the supervisor, which restores it
     # Debug only (fault tests): after this many seconds, stop dispatching so the
     # watchdog fires, or make the BPF side call scx_bpf_error().
     debug_stall_after: float | None = None
@@ -102,7 +103,7 @@ class Worker:
                 log(f"warning: no statistics: cannot write {self.options.stats_path}: {err.strerror}")
             for warning in _bpf.guard_memory():
                 log(f"warning: {warning}")
-            with compaction_off_locked_pages():
+            with compaction_off_locked_pages(restore=self.options.restore_compaction):
                 return self.attach_and_run()
         except _bpf.Error as err:
             log(f"error: {err}")
@@ -306,24 +307,17 @@ def received(c: _bpf.Counters) -> int:
 
 
 @contextlib.contextmanager
-def compaction_off_locked_pages() -> Iterator[None]:
+def compaction_off_locked_pages(path: Path = compaction.SYSCTL, restore: bool = True) -> Iterator[None]:
     """Keep memory compaction off locked pages while attached, so it never takes the
-    worker's mmap lock; the system's setting is restored afterwards."""
-    path = "/proc/sys/vm/compact_unevictable_allowed"
-    try:
-        with open(path) as f:
-            before = f.read().strip()
-        with open(path, "w") as f:
-            f.write("0")
-    except OSError as err:
-        log(f"warning: cannot set {path} to 0: {err.strerror}")
-        before = None
-    try:
+    worker's mmap lock. The system's setting is restored afterwards by whoever
+    outlives the worker: the supervisor, or with `restore` (--no-supervisor) the
+    worker itself (scx_pyland.compaction says why)."""
+    with compaction.restored(path if restore else None, warn=log):
+        try:
+            compaction.write(path, "0")
+        except OSError as err:
+            log(f"warning: cannot set {path} to 0: {err.strerror}")
         yield
-    finally:
-        if before not in (None, "0"):
-            with open(path, "w") as f:
-                f.write(before)
 
 
 def open_stats_stderr() -> int | None:
