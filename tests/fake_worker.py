@@ -17,6 +17,9 @@ A behaviour is a dict:
     keep_enabled: leave the state "enabled" at exit (the kernel is slow to finish)
     compaction: set the (fake) vm.compact_unevictable_allowed, PLAN_DIR/compact_unevictable_allowed,
            to 0 as a supervised worker does (it restores nothing)
+    orphan: SECS: leave a child of its own session (out of the worker's process
+           group, as `docker exec ... &` leaves one) that exits SECS later (its pid
+           goes to orphans.log just before)
     stats: N: log an "attached" line and N --stats lines with the worker's own code
            (a "run" worker goes on with a line every 10 ms and logs its exit); the
            nr_queued gauge is the pid, nr_pending the line's number
@@ -93,6 +96,17 @@ if step.get("child"):
 if step.get("compaction"):
     from scx_pyland.worker import compaction_off_locked_pages
     compaction_off_locked_pages(plan_dir / "compact_unevictable_allowed", restore=False).__enter__()
+
+if "orphan" in step:
+    pid = os.fork()
+    if pid == 0:
+        os.setsid()
+        if os.fork() == 0:
+            time.sleep(step["orphan"])
+            append("orphans.log", str(os.getpid()))
+            os._exit(0)
+        os._exit(0)
+    os.waitpid(pid, 0)
 
 lines = StatsLines() if step.get("stats") else None
 for _ in range(step.get("stats", 0)):

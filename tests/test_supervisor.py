@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from scx_pyland.exits import ECODE_ACT_RESTART, ExitKind, SupervisorStatus, WorkerStatus
-from scx_pyland.supervisor import Backoff, RestartBudget, WorkerExit, classify
+from scx_pyland.supervisor import Backoff, RestartBudget, WorkerExit, classify, reap_orphans
 
 HERE = Path(__file__).parent
 STALL = {"kind": int(ExitKind.ERROR_STALL), "exit_code": 0, "reason": "runnable task stall",
@@ -34,11 +34,12 @@ class Supervised:
     """The supervisor running over a plan of fake workers. Its stderr is a file the
     way a shell's `>` opens it (`stderr="file"`: no O_APPEND), one opened to append
     (`"append"`, as systemd's StandardError=append:) or a pipe (`"pipe"`), copied
-    to the same log file as it is read. Its (fake)
+    to the same log file as it is read. With `pid_namespace` the supervisor is PID 1
+    of a PID namespace of its own, as in a container. Its (fake)
     vm.compact_unevictable_allowed reads 1 at first."""
 
     def __init__(self, plan_dir: Path, plan: list[dict], enable_seq: bool = False, stderr: str = "file",
-                 **options: object) -> None:
+                 pid_namespace: bool = False, **options: object) -> None:
         self.dir = plan_dir
         (plan_dir / "sched_ext").mkdir(parents=True)
         (plan_dir / "sched_ext" / "state").write_text("disabled\n")
@@ -47,9 +48,12 @@ class Supervised:
         (plan_dir / "plan.json").write_text(json.dumps(plan))
         (plan_dir / "compact_unevictable_allowed").write_text("1\n")
         self.stderr = open(plan_dir / "stderr.log", "a" if stderr == "append" else "w")
+        namespace = ["unshare", "--pid", "--fork", "--mount-proc", "--kill-child"] if pid_namespace else []
         self.proc = subprocess.Popen(
-            [sys.executable, str(HERE / "supervised.py"), str(plan_dir), json.dumps({**FAST, **options})],
+            [*namespace, sys.executable, str(HERE / "supervised.py"), str(plan_dir),
+             json.dumps({**FAST, **options})],
             stderr=subprocess.PIPE if stderr == "pipe" else self.stderr)
+        self.in_namespace = pid_namespace
         self.copier = None
         if stderr == "pipe":
             self.copier = threading.Thread(target=self.copy_pipe, daemon=True)
@@ -70,6 +74,27 @@ class Supervised:
             self.copier.join(10)
         self.stderr.flush()
         return (self.dir / "stderr.log").read_text()
+
+    def supervisor_pid(self) -> int:
+        """The supervisor's pid as we see it: in a PID namespace, unshare's child."""
+        if not self.in_namespace:
+            return self.proc.pid
+        children = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children")
+        self.wait_until(lambda: children.read_text().split())
+        return int(children.read_text().split()[0])
+
+    def zombies(self) -> list[int]:
+        """The supervisor's children that exited and were not reaped."""
+        supervisor = self.supervisor_pid()
+        found = []
+        for stat_file in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat_file.read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if fields[0] == "Z" and int(fields[1]) == supervisor:
+                found.append(int(stat_file.parent.name))
+        return found
 
     def stderr_flags(self) -> int:
         """The open flags of the supervisor's stderr (O_APPEND, O_NONBLOCK, ...)."""
@@ -386,6 +411,45 @@ def test_the_supervisor_restores_compact_unevictable_allowed_after_a_killed_work
     run.proc.send_signal(signal.SIGTERM)
     assert run.wait() == 0, run.log
     assert sysctl.read_text().strip() == "1"
+
+
+needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="a PID namespace of its own needs root")
+
+
+@needs_root
+def test_as_pid_1_the_supervisor_reaps_orphans_while_the_worker_runs(supervise):
+    """Issue 14 item 11: in a container the supervisor is PID 1, and what
+    `docker exec ... &` leaves behind becomes its child when it exits."""
+    run = supervise([{"orphan": 0.2, "run": True}], pid_namespace=True)
+    run.wait_starts(1)
+    run.wait_until(lambda: run.lines("orphans.log"))
+    run.wait_until(lambda: not run.zombies(), timeout=5)
+    os.kill(run.supervisor_pid(), signal.SIGTERM)
+    assert run.wait() == 0, run.log
+
+
+def exited_child(status: int) -> int:
+    """A child that exits with `status` at once; returns once it is a zombie."""
+    pid = os.fork()
+    if pid == 0:
+        os._exit(status)
+    while Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
+        time.sleep(0.01)
+    return pid
+
+
+@pytest.mark.parametrize("worker_first", [True, False])
+def test_reaping_orphans_never_takes_the_worker_s_exit_status(worker_first):
+    """The worker and an orphan both exited: the orphan is reaped (now, or once the
+    worker is), the worker's status is left to the supervisor's own wait."""
+    if worker_first:
+        worker, orphan = exited_child(7), exited_child(0)
+    else:
+        orphan, worker = exited_child(0), exited_child(7)
+    reap_orphans(worker)
+    assert os.waitpid(worker, 0) == (worker, 7 << 8)
+    reap_orphans()
+    assert not Path(f"/proc/{orphan}").exists()
 
 
 def test_the_supervisor_never_imports_the_bpf_extension():

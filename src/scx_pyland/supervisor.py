@@ -14,6 +14,10 @@ reason. Before a new worker attaches, the old one's whole process group is gone 
 forked child would keep the BPF link, and the scheduler, attached) and
 /sys/kernel/sched_ext/state reads ``disabled``.
 
+Where it is PID 1 (a container), it reaps every child that exits under it, as an
+init does, without ever taking the worker's exit status from its own wait
+(reap_orphans).
+
 The supervisor keeps its restart count and the last exit in a small root-only JSON
 file (``--status-file``, default /run/scx_pyland/supervisor.json), rewritten on
 every change.
@@ -253,6 +257,7 @@ class Supervisor:
             returncode, frozen = self.wait_worker(proc)
         finally:
             self.kill_group(proc.pid)
+            reap_orphans()           # those that exited while the worker's zombie hid them
         self.update_status(worker_pid=None)
         return WorkerExit(returncode, read_exit_info(exit_info), time.monotonic() - started, frozen)
 
@@ -270,7 +275,7 @@ class Supervisor:
         frozen = False
         try:
             while True:
-                exited, signals = self.wait_event(self.options.poll_interval, pidfd)
+                exited, signals = self.wait_event(self.options.poll_interval, pidfd, proc.pid)
                 now = time.monotonic()
                 for signum in signals:
                     if signum in (signal.SIGINT, signal.SIGTERM):
@@ -352,23 +357,27 @@ class Supervisor:
                     return True
         return True
 
-    def wait_event(self, timeout: float, pidfd: int = -1) -> tuple[bool, list[int]]:
+    def wait_event(self, timeout: float, pidfd: int = -1, worker_pid: int = 0) -> tuple[bool, list[int]]:
         """Wait up to `timeout` s for the worker's exit (its pidfd readable) or a
-        signal; returns (exited, signals received)."""
+        signal; returns (exited, signals received). A SIGCHLD is handled here: any
+        child but the worker that exited is reaped (see reap_orphans)."""
         fds = [self._wakeup] + ([pidfd] if pidfd >= 0 else [])
         ready, _, _ = select.select(fds, [], [], max(timeout, 0))
         signals = list(os.read(self._wakeup, 64)) if self._wakeup in ready else []
-        return pidfd in ready, signals
+        if signal.SIGCHLD in signals:
+            reap_orphans(worker_pid)
+        return pidfd in ready, [signum for signum in signals if signum != signal.SIGCHLD]
 
     @contextlib.contextmanager
     def signals_caught(self) -> Iterator[None]:
         """SIGINT, SIGTERM and SIGHUP arrive as bytes on a pipe (as in asyncio), so
-        the loop sees them between waits, never in the middle of a step."""
+        the loop sees them between waits, never in the middle of a step; SIGCHLD
+        too, so that every child that exits is reaped (we may be PID 1)."""
         read_end, write_end = os.pipe()
         os.set_blocking(read_end, False)
         os.set_blocking(write_end, False)
         previous_fd = signal.set_wakeup_fd(write_end, warn_on_full_buffer=False)
-        caught = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+        caught = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD)
         previous = {signum: signal.signal(signum, lambda *_: None) for signum in caught}
         self._wakeup = read_end
         try:
@@ -424,12 +433,28 @@ class Supervisor:
                 self._status_warned = True
 
 
-def reap_orphans() -> None:
-    """Reap exited children we never started: where the supervisor is pid 1 (a
-    container), the worker's orphans become ours."""
-    with contextlib.suppress(ChildProcessError):
-        while os.waitpid(-1, os.WNOHANG)[0]:
-            pass
+def reap_orphans(worker_pid: int = 0) -> None:
+    """Reap every child that has exited, except the worker (`worker_pid`), whose
+    status its Popen collects: reaped here, it would leave subprocess an ECHILD and
+    a made-up status 0. Each exited child is looked at first (WNOWAIT) and reaped by
+    its pid only when it is not the worker, so no waitpid(-1) ever takes the
+    worker's status. When the worker is the one found, the rest waits for the next
+    call, made once the worker is reaped.
+
+    Children we never started become ours where the supervisor is PID 1 (a
+    container: the worker's orphans, whatever `docker exec ... &` leaves behind) or
+    a subreaper; elsewhere the worker is our only child. The image needs no tini
+    (--init) for this: its PID 1 must be the supervisor itself, which catches the
+    stop signal from its first instant, forwards it to the worker and restarts
+    workers; reaping is the one other thing an init does, and this is it."""
+    while True:
+        try:
+            child = os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+        except ChildProcessError:
+            return                   # no children at all
+        if child is None or child.si_pid == worker_pid:
+            return
+        os.waitpid(child.si_pid, os.WNOHANG)
 
 
 def worker_command(argv: list[str]) -> list[str]:
