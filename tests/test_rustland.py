@@ -59,6 +59,48 @@ def test_the_last_run_is_charged_scaled_by_weight_to_task_and_global_vruntime():
     assert policy.vruntime_now == 1_000 + 1_500_000
 
 
+def test_the_global_vruntime_advances_by_no_more_than_the_cpu_time_used():
+    policy = RustlandPolicy(CONFIG)
+    policy.vruntime_now = 1_000
+    # Ran 3 ms at weight 1 (nice 19): the task is charged 300 ms, the clock 3 ms.
+    enqueue(policy, queued_bytes(1, vtime=1_000, start_ts=10_000_000, stop_ts=13_000_000, weight=1))
+    [d] = drain(policy)
+    assert d.vtime == 1_000 + 300_000_000
+    assert policy.vruntime_now == 1_000 + 3_000_000
+
+
+def simulate_one_cpu(weights: dict[int, int], runs: int, tick_ns: int = 4_000_000) -> dict[int, int]:
+    """pids of `weights` share one CPU: each cycle the first decision runs one tick
+    and comes back (a CPU hog), the others come back unchanged, as the kernel
+    would report them. Returns the ticks each pid got."""
+    policy = RustlandPolicy(PolicyConfig(slice_ns=SLICE_MAX, slice_min_ns=SLICE_MIN, nr_cpus=1))
+    vtime = {pid: 0 for pid in weights}
+    got = {pid: 0 for pid in weights}
+    enqueue(policy, *(queued_bytes(pid, weight=w, vtime=1) for pid, w in weights.items()))
+    now = 0
+    for _ in range(runs):
+        [d] = policy.dispatch()
+        got[d.pid] += 1
+        vtime[d.pid] = d.vtime
+        enqueue(policy, queued_bytes(d.pid, weight=weights[d.pid], vtime=vtime[d.pid], start_ts=now,
+                                     stop_ts=now + tick_ns, exec_runtime=10**12))
+        now += tick_ns
+    return got
+
+
+def test_cpu_hogs_on_one_cpu_share_it_by_weight():
+    # nice 0, nice 19 (weight 1), SCHED_BATCH (nice 0), SCHED_IDLE (weight 1).
+    got = simulate_one_cpu({1: 100, 2: 1, 3: 100, 4: 1}, runs=4000)
+    share = {pid: 100 * n / 4000 for pid, n in got.items()}
+    assert 47 <= share[1] <= 51 and 47 <= share[3] <= 51, share
+    assert 0 < share[2] <= 2 and 0 < share[4] <= 2, share
+
+
+def test_nice_19_beside_nice_0_gets_about_1_percent():
+    got = simulate_one_cpu({1: 100, 2: 1}, runs=3000)
+    assert 0 < got[2] <= 3000 * 0.02, got
+
+
 def test_the_deadline_adds_the_cpu_time_since_the_last_sleep():
     policy = RustlandPolicy(CONFIG)
     # Same vruntime; 2 used 7 ms since it slept, 1 used 6 ms: 1 runs first.

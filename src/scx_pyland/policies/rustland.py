@@ -3,7 +3,8 @@
 1. A task's vruntime: a new task (queued vtime 0) starts at the global
    vruntime_now; a task that slept earns at most one maximum slice of credit.
 2. The last run is charged: its duration, scaled by 100 / weight, is added to the
-   task's vruntime and to vruntime_now.
+   task's vruntime (a nice-19 task, weight 1, is charged 100 times its run), and
+   to vruntime_now at most its duration.
 3. Its deadline is its vruntime plus the CPU time it used since it last slept,
    capped at 100 maximum slices: tasks that run in short bursts (interactive ones)
    come first.
@@ -12,17 +13,30 @@
    slice scaled by their weight, each on an idle CPU near its last one if there is
    one, else on any CPU (or always on the CPU it last ran on, with --percpu-local).
 
-One departure from scx_rustland: the vtime sent back with a task is its vruntime,
-not its deadline. The kernel reports that vtime at the task's next enqueue, where
-rule 1 starts from it; a deadline there would add the task's exec_runtime to its
-vruntime again every cycle, so CPU-bound tasks ran away from vruntime_now and
-starved until the watchdog fired (seen under hackbench in a guest).
+Departures from scx_rustland, each for a fault seen in a guest:
 
-And one difference of degree: scx_rustland dispatches one task per cycle, this
-policy up to one per CPU. Each worker cycle costs a yield and a trip through the
-interpreter, so under load one task per cycle made the worker's CPU time per
-dispatch several times that of fifo (docs/benchmarks.md); at most one task per CPU
-still waits in the kernel ahead of a newly arrived one.
+- vruntime_now, the clock of rule 1, advances by at most the CPU time used
+  (rule 2). scx_rustland adds the whole weighted charge, so one nice-19 task's
+  charge (100 times its run) pushed it so far ahead that rule 1 lifted every other
+  task up to it: nice levels and SCHED_IDLE got equal shares. It must advance with
+  the CPU time used, not only with the vruntimes dispatched: tasks that sleep
+  often stay a slice behind it (rule 1), and a clock that waited for them left
+  CPU hogs, whose deadline is up to 100 slices later (rule 3), waiting seconds.
+- The vtime sent back with a task is its vruntime, not its deadline. The kernel
+  reports that vtime at the task's next enqueue, where rule 1 starts from it; a
+  deadline there would add the task's exec_runtime to its vruntime again every
+  cycle, so CPU-bound tasks ran away from vruntime_now and starved until the
+  watchdog fired (seen under hackbench).
+- Up to one task per CPU per cycle, where scx_rustland dispatches one: each worker
+  cycle costs a yield and a trip through the interpreter (docs/benchmarks.md).
+
+The lag of a runnable task is bounded as in scx_rustland: its vruntime is at most
+one maximum slice behind vruntime_now (rule 1), its deadline at most 100 slices
+ahead of its vruntime (rule 3), and vruntime_now advances with every CPU's use, so
+even a CPU hog's turn comes within about 100 slices of CPU time (2 s at the
+default 20 ms, shared among the busy CPUs). A task held while the worker does not
+run at all (stopped, stalled) is the BPF side's to bound: after a short time it
+dispatches new tasks itself (docs/design.md).
 """
 
 from __future__ import annotations
@@ -56,11 +70,12 @@ class RustlandPolicy(Policy):
             else:
                 vruntime = max(task.vtime, vruntime_now - slice_max)
 
-            # Rule 2: charge the last run, scaled by the task's weight.
+            # Rule 2: charge the last run, scaled by the task's weight; the clock
+            # advances by no more than the run itself.
             ran = task.stop_ts - task.start_ts if task.stop_ts > task.start_ts else 0
             vslice = ran * 100 // task.weight
             vruntime += vslice
-            vruntime_now += vslice
+            vruntime_now += vslice if vslice < ran else ran
 
             # Rule 3: the deadline favours tasks that use little CPU between sleeps.
             deadline = vruntime + min(task.exec_runtime, 100 * slice_max)
