@@ -19,6 +19,8 @@
 #define E2BIG		7
 #define ESRCH		3
 #define EINVAL		22
+#define EBUSY		16
+#define SCHED_IDLE	5
 #define CLOCK_BOOTTIME	7
 
 /* Kfuncs whose prototype is the same on every supported kernel. */
@@ -128,6 +130,32 @@ static inline void kick_cpu(s32 cpu, u64 flags)
 	if (can_kick_cpus())
 		scx_bpf_kick_cpu___compat(cpu, flags);
 }
+
+/*
+ * Give a task a new slice. 6.18 added the kfunc; before it, ops could write
+ * p->scx.slice directly (the kernel's BTF access rules allow that field).
+ */
+bool scx_bpf_task_set_slice___compat(struct task_struct *p, u64 slice) __ksym __weak;
+
+static inline void task_set_slice(struct task_struct *p, u64 slice)
+{
+	if (bpf_ksym_exists(scx_bpf_task_set_slice___compat))
+		scx_bpf_task_set_slice___compat(p, slice);
+	else
+		p->scx.slice = slice;
+}
+
+/* Re-enqueue the tasks of this CPU's local DSQ, from ops.cpu_release (every kernel). */
+u32 scx_bpf_reenqueue_local(void) __ksym;
+
+/* Take back the last insert of this ops.dispatch call (every kernel since 6.12). */
+void scx_bpf_dispatch_cancel(void) __ksym;
+
+/*
+ * Each CPU's run queue, to see whether a real-time task holds the CPU (every
+ * kernel: a per-CPU variable in vmlinux BTF, read with bpf_per_cpu_ptr()).
+ */
+extern const struct rq runqueues __ksym;
 
 /* Whether DSQs can be iterated (and tasks moved out of them), see above. */
 static inline bool can_iterate_dsqs(void)

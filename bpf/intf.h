@@ -20,9 +20,11 @@ typedef uint64_t u64;
 enum pyland_consts {
 	/* Largest CPU id the BPF side keeps a DSQ for. */
 	MAX_CPUS = 1024,
-	/* DSQ ids: 0 .. MAX_CPUS-1 are per-CPU; then the shared and the worker's. */
+	/* DSQ ids: 0 .. MAX_CPUS-1 are per-CPU; then the shared, the worker's, and
+	 * the one of kernel threads that may run on several CPUs. */
 	SHARED_DSQ = MAX_CPUS,
 	WORKER_DSQ = MAX_CPUS + 1,
+	KTHREAD_DSQ = MAX_CPUS + 2,
 	/* dispatched_task.cpu: run on whichever CPU gets to it first (shared DSQ). */
 	RL_CPU_ANY = -1,
 	/* Bytes of the kernel's exit dump kept for user space. */

@@ -35,7 +35,16 @@
 char _license[] SEC("license") = "GPL";
 
 #define PF_KTHREAD	0x00200000
+#define READ_ONCE(x)	(*(volatile typeof(x) *)&(x))
+#define WRITE_ONCE(x, v) (*(volatile typeof(x) *)&(x) = (v))
 #define HEARTBEAT_NS	(1000ULL * 1000 * 1000)
+/*
+ * How long the worker may go without running while tasks wait for it (stopped by
+ * a signal or a debugger, blocked, starved of CPU) before new tasks are
+ * dispatched here instead of queued to it: whatever would end the pause (a shell's
+ * kill -CONT, a debugger) is a task too, and must not wait for the worker.
+ */
+#define WORKER_STALL_NS	(250ULL * 1000 * 1000)
 
 /* Settings user space fills before load. */
 const volatile u64 slice_ns = 20ULL * 1000 * 1000;	/* default time slice */
@@ -45,23 +54,41 @@ const volatile bool direct_dispatch = true;		/* select_cpu may dispatch to an id
 /* The worker's global tgid, set by the register_worker syscall program. */
 u32 worker_tgid;
 
-/* Counters, read (and nr_queued / nr_scheduled written) by user space. */
+/* Counters, read (and nr_queued / nr_scheduled / nr_sent written) by user space. */
 u64 nr_queued;			/* records in `queued` not yet read by the worker */
 u64 nr_scheduled;		/* tasks the worker holds, not yet dispatched */
+u64 nr_sent;			/* decisions user space put on `dispatched` (user space adds) */
+u64 nr_received;		/* decisions taken off `dispatched`, whatever became of them */
 u64 nr_running;			/* tasks running on a CPU right now */
 u64 nr_online_cpus;		/* set by user space */
 u64 nr_user_dispatches;		/* dispatches the worker decided */
-u64 nr_kernel_dispatches;	/* dispatches decided here (kernel threads) */
+u64 nr_kernel_dispatches;	/* kernel threads, dispatched here */
+u64 nr_direct_dispatches;	/* wake-ups sent straight to an idle CPU (select_cpu) */
+u64 nr_rt_dispatches;		/* tasks kept in the kernel: a real-time task holds their CPU */
+u64 nr_stalled_dispatches;	/* tasks dispatched here while the worker did not run */
+u64 nr_drain_errors;		/* bpf_user_ringbuf_drain() failures other than -EBUSY */
 u64 nr_cancel_dispatches;	/* worker decisions dropped: task re-enqueued since */
 u64 nr_bounce_dispatches;	/* worker decisions for a CPU the task may not use */
 u64 nr_failed_dispatches;	/* worker decisions for a task that is gone */
 u64 nr_sched_congested;		/* tasks that found `queued` full */
 
-/* Set when the worker must run even with no task waiting (wake-up, heartbeat). */
-bool worker_needed;
-/* True while the worker is on a CPU; the CPU it last ran on. */
+/*
+ * Set (to 1) when the worker must run even with no task waiting: it woke from a
+ * sleep (a signal to act on), or the heartbeat wants it. Set by any CPU and the
+ * timer, cleared by the ops.dispatch that runs the worker; both atomically. A set
+ * that races with that clear is lost, harmlessly: the worker is about to run.
+ */
+u32 worker_needed;
+/*
+ * Whether the worker is on a CPU, and the CPU it last ran on. Written only from
+ * the worker's own ops.running/ops.stopping, which the kernel serializes for one
+ * task; read racily by every CPU and the timer (worker_running may be a moment
+ * stale either way: see wake_worker() and the enqueue of the worker).
+ */
 bool worker_running;
 s32 worker_cpu;
+/* When the worker last started or stopped running (ns); same writers as above. */
+u64 worker_last_run;
 
 /*
  * Debug only (--debug-bpf-error-after): user space sets this to have the next
@@ -166,10 +193,56 @@ static bool is_kthread(const struct task_struct *p)
 	return p->flags & PF_KTHREAD;
 }
 
+/*
+ * Whether the worker has something to do: it is needed, it holds tasks, tasks
+ * wait in `queued`, or decisions it sent wait in `dispatched` (a drain that found
+ * another CPU draining, -EBUSY, or ran out of dispatch slots leaves them there;
+ * running the worker again makes its CPU drain again).
+ */
 static bool worker_has_work(void)
 {
-	return worker_needed || nr_scheduled ||
+	return READ_ONCE(worker_needed) || READ_ONCE(nr_scheduled) ||
+	       READ_ONCE(nr_sent) != READ_ONCE(nr_received) ||
 	       bpf_ringbuf_query(&queued, BPF_RB_AVAIL_DATA) > 0;
+}
+
+/*
+ * The worker has work but has not run for WORKER_STALL_NS: stopped, blocked or
+ * starved. New tasks do not wait for it (see WORKER_STALL_NS).
+ */
+static bool worker_unresponsive(void)
+{
+	return !READ_ONCE(worker_running) && worker_has_work() &&
+	       scx_bpf_now() - READ_ONCE(worker_last_run) > WORKER_STALL_NS;
+}
+
+static void set_worker_needed(void)
+{
+	__sync_fetch_and_or(&worker_needed, 1);
+}
+
+static void clear_worker_needed(void)
+{
+	__sync_fetch_and_and(&worker_needed, 0);
+}
+
+static bool is_queued(const struct task_struct *p)
+{
+	return p->scx.flags & SCX_TASK_QUEUED;
+}
+
+/*
+ * Whether a real-time (or deadline) task holds @cpu. sched_ext tasks then run
+ * there only through the kernel's ext_server (7.0+: about 50 ms a second), whose
+ * pick must never come back empty while this CPU still has sched_ext tasks:
+ * the kernel stops the server on an empty pick and starts it again only when
+ * the CPU's sched_ext task count goes from 0 to 1 (docs/design.md, real-time).
+ */
+static bool cpu_rt_busy(s32 cpu)
+{
+	const struct rq *rq = bpf_per_cpu_ptr(&runqueues, cpu);
+
+	return rq && rq->rt.rt_nr_running;
 }
 
 static const struct cpumask *cast_mask(struct bpf_cpumask *mask)
@@ -272,21 +345,41 @@ static s32 pick_idle_online(const struct task_struct *p)
 }
 
 /*
- * Make sure the worker gets a CPU soon, as @p was just queued for it: unless it is
- * running already, kick an idle CPU that @p may use (it shares at least that one
- * with the worker, which may run anywhere); that CPU's ops.dispatch then runs the
- * worker. With no idle CPU it runs when the next slice ends somewhere. On a kernel
- * that cannot kick, the CPU @p's wake-up went to reschedules anyway, and the
- * heartbeat bounds the rest.
+ * Make sure the worker gets a CPU soon, as a task was just queued for it (or it
+ * woke up): unless it is running already, kick an idle CPU that the *worker* may
+ * use (it may be pinned: taskset, a container's cpuset); that CPU's ops.dispatch
+ * then runs it. With no idle CPU it runs when the next slice ends on one of its
+ * CPUs. On a kernel that cannot kick, the wake-up that queued the task
+ * reschedules a CPU anyway, and the heartbeat bounds the rest.
+ *
+ * Race: worker_running may still read true while the worker stops; the worker's
+ * CPU then sees the new record, in ops.dispatch or when it enqueues the worker
+ * (pyland_enqueue kicks it), so the record is not missed.
  */
-static void wake_worker(const struct task_struct *p)
+static void wake_worker(void)
 {
+	struct task_struct *worker;
 	s32 cpu;
 
-	if (worker_running || !can_kick_cpus())
+	if (READ_ONCE(worker_running) || !can_kick_cpus() || !worker_tgid)
 		return;
-	cpu = pick_idle_online(p);
+	worker = bpf_task_from_pid(worker_tgid);
+	if (!worker)
+		return;
+	cpu = pick_idle_online(worker);
+	bpf_task_release(worker);
 	if (cpu >= 0)
+		kick_cpu(cpu, SCX_KICK_IDLE);
+}
+
+/*
+ * @cpu was claimed for a decision (select_cpus cleared its idle bit) that no
+ * longer uses it: an idle kick sends it through idle again, which sets the bit
+ * again, so later picks see it; a busy CPU ignores the kick.
+ */
+static void release_claimed_cpu(s32 cpu)
+{
+	if (cpu >= 0 && cpu < MAX_CPUS)
 		kick_cpu(cpu, SCX_KICK_IDLE);
 }
 
@@ -317,6 +410,16 @@ static void insert_anywhere(struct task_struct *p, u64 slice, u64 vtime, u64 enq
 		dsq_insert_vtime(p, SHARED_DSQ, slice, vtime, enq_flags);
 }
 
+/*
+ * @p's weight, 100 for nice 0 (the kernel's p->scx.weight). SCHED_IDLE tasks get
+ * the least, 1, whichever path set the weight: EEVDF gives them 3/1024 of a nice-0
+ * task's.
+ */
+static u64 task_weight(const struct task_struct *p)
+{
+	return p->policy == SCHED_IDLE ? 1 : p->scx.weight;
+}
+
 /* Send @p to the worker. False if the ring is full. */
 static bool queue_to_user(struct task_struct *p, u64 enq_flags)
 {
@@ -336,7 +439,7 @@ static bool queue_to_user(struct task_struct *p, u64 enq_flags)
 	task->start_ts = tctx->start_ts;
 	task->stop_ts = tctx->stop_ts;
 	task->exec_runtime = tctx->exec_runtime;
-	task->weight = p->scx.weight;
+	task->weight = task_weight(p);
 	task->vtime = p->scx.dsq_vtime;
 	task->enq_cnt = ++tctx->enq_cnt;
 	__builtin_memcpy(task->comm, p->comm, PYLAND_COMM_LEN);
@@ -346,6 +449,24 @@ static bool queue_to_user(struct task_struct *p, u64 enq_flags)
 	/* No wake-up: the worker polls; wake_worker() gets it a CPU instead. */
 	bpf_ringbuf_submit(task, BPF_RB_NO_WAKEUP);
 	return true;
+}
+
+/*
+ * The worker waits in its own DSQ; ops.dispatch runs it when it has work. A worker
+ * that woke from a sleep may have work we cannot see (a signal to act on): let it
+ * run. A worker enqueued as its CPU's last task, with work that arrived after
+ * ops.dispatch looked (a task queued while it stopped): kick the CPU, which is
+ * about to go idle and would otherwise not look again.
+ */
+static void enqueue_worker(struct task_struct *p, u64 enq_flags)
+{
+	dsq_insert(p, WORKER_DSQ, slice_ns, enq_flags);
+	if (enq_flags & SCX_ENQ_WAKEUP) {
+		set_worker_needed();
+		wake_worker();
+	} else if ((enq_flags & SCX_ENQ_LAST) && worker_has_work()) {
+		kick_cpu(scx_bpf_task_cpu(p), SCX_KICK_IDLE);
+	}
 }
 
 s32 BPF_STRUCT_OPS(pyland_select_cpu, struct task_struct *p, s32 prev_cpu, u64 wake_flags)
@@ -364,37 +485,66 @@ s32 BPF_STRUCT_OPS(pyland_select_cpu, struct task_struct *p, s32 prev_cpu, u64 w
 	 * worker would (and without the round trip). The worker never goes this way:
 	 * it runs from its own DSQ.
 	 */
-	if (direct_dispatch && !is_worker(p) && !worker_has_work()) {
+	if (direct_dispatch && !is_worker(p) && (!worker_has_work() || worker_unresponsive())) {
 		dsq_insert(p, SCX_DSQ_LOCAL, slice_ns, 0);
-		stat_inc(&nr_kernel_dispatches);
+		stat_inc(&nr_direct_dispatches);
 	}
 	return cpu;
 }
 
 void BPF_STRUCT_OPS(pyland_enqueue, struct task_struct *p, u64 enq_flags)
 {
+	s32 cpu = scx_bpf_task_cpu(p);
+
 	if (is_worker(p)) {
-		/*
-		 * A worker that woke from a sleep may have work we cannot see (a
-		 * signal to act on): let it run. A worker that yielded runs again
-		 * only when worker_has_work().
-		 */
-		dsq_insert(p, WORKER_DSQ, slice_ns, enq_flags);
-		if (enq_flags & SCX_ENQ_WAKEUP) {
-			worker_needed = true;
-			wake_worker(p);
-		}
+		enqueue_worker(p, enq_flags);
 		return;
 	}
 
+	/*
+	 * Kernel threads never wait for the worker (it may wait for them). One that
+	 * may run on several CPUs (an unbound kworker, the sched_ext watchdog's own
+	 * among them) goes where any CPU takes it first: a real-time task may hold
+	 * the CPU it woke on for seconds.
+	 */
 	if (is_kthread(p)) {
-		dsq_insert(p, SCX_DSQ_LOCAL, slice_ns, enq_flags);
+		if (p->nr_cpus_allowed > 1)
+			dsq_insert(p, KTHREAD_DSQ, slice_ns, enq_flags);
+		else
+			dsq_insert(p, SCX_DSQ_LOCAL, slice_ns, enq_flags);
 		stat_inc(&nr_kernel_dispatches);
 		return;
 	}
 
+	/*
+	 * A real-time task holds @p's CPU, whose ext_server may pick at any moment
+	 * and must find @p (see cpu_rt_busy()): keep it in the kernel, on that CPU
+	 * if it may run nowhere else, else on an idle CPU or the shared DSQ.
+	 */
+	if (cpu_rt_busy(cpu)) {
+		if (p->nr_cpus_allowed == 1)
+			dsq_insert(p, SCX_DSQ_LOCAL, slice_ns, enq_flags);
+		else
+			insert_anywhere(p, slice_ns, p->scx.dsq_vtime, enq_flags);
+		stat_inc(&nr_rt_dispatches);
+		return;
+	}
+
+	if (worker_unresponsive()) {
+		insert_anywhere(p, slice_ns, p->scx.dsq_vtime, enq_flags);
+		stat_inc(&nr_stalled_dispatches);
+		return;
+	}
+
 	if (queue_to_user(p, enq_flags)) {
-		wake_worker(p);
+		wake_worker();
+		/*
+		 * The last task of this CPU: it goes idle right after this, and an
+		 * idle CPU looks at nothing by itself. The kick brings it back through
+		 * ops.dispatch, which runs the worker if it may run here.
+		 */
+		if (enq_flags & SCX_ENQ_LAST)
+			kick_cpu(cpu, SCX_KICK_IDLE);
 		return;
 	}
 
@@ -410,40 +560,43 @@ static void dispatch_task(const struct dispatched_task *rec)
 	struct task_ctx *tctx;
 	u64 slice = rec->slice_ns ?: slice_ns;
 	u64 flags = rec->flags & RL_PREEMPT ? SCX_ENQ_PREEMPT : 0;
+	bool bounced = false;
 
 	p = bpf_task_from_pid(rec->pid);
 	if (!p) {
 		/* The task exited while the worker held it. */
 		stat_inc(&nr_failed_dispatches);
+		release_claimed_cpu(rec->cpu);
 		return;
 	}
 
-	/*
-	 * The task was dequeued and enqueued again (e.g. its affinity changed)
-	 * after this record was queued: a newer record is on its way.
-	 */
-	tctx = lookup_task_ctx(p);
-	if (tctx && rec->enq_cnt < tctx->enq_cnt) {
-		stat_inc(&nr_cancel_dispatches);
-		goto out;
+	if (rec->cpu >= 0 && rec->cpu < MAX_CPUS && bpf_cpumask_test_cpu(rec->cpu, p->cpus_ptr)) {
+		insert_on_cpu(p, rec->cpu, slice, rec->vtime, flags);
+	} else {
+		/* RL_CPU_ANY, or a CPU the task may not (or no longer) use. */
+		bounced = rec->cpu != RL_CPU_ANY;
+		release_claimed_cpu(rec->cpu);
+		insert_anywhere(p, slice, rec->vtime, flags);
 	}
 
 	/*
-	 * We can race with a dequeue or a migration here; the kernel ignores an
-	 * insert for a task that is no longer queued, so that is harmless.
+	 * The task may have been dequeued and enqueued again (e.g. its affinity
+	 * changed) after this record was queued, even while we inserted it: a newer
+	 * record is on its way, and this one may place it on a CPU it may no longer
+	 * use. So check after the insert and take it back, as scx_rustland_core
+	 * does. A re-enqueue after this check is the kernel's to catch: it drops an
+	 * insert made for an older enqueue of the task (its qseq).
 	 */
-	if (rec->cpu == RL_CPU_ANY) {
-		insert_anywhere(p, slice, rec->vtime, flags);
-	} else if (rec->cpu >= 0 && rec->cpu < MAX_CPUS &&
-		   bpf_cpumask_test_cpu(rec->cpu, p->cpus_ptr)) {
-		insert_on_cpu(p, rec->cpu, slice, rec->vtime, flags);
+	tctx = lookup_task_ctx(p);
+	if (!tctx || rec->enq_cnt < tctx->enq_cnt) {
+		scx_bpf_dispatch_cancel();
+		stat_inc(&nr_cancel_dispatches);
+		release_claimed_cpu(rec->cpu);
 	} else {
-		/* The CPU is not (or no longer) allowed: let any allowed CPU run it. */
-		insert_anywhere(p, slice, rec->vtime, flags);
-		stat_inc(&nr_bounce_dispatches);
+		if (bounced)
+			stat_inc(&nr_bounce_dispatches);
+		stat_inc(&nr_user_dispatches);
 	}
-	stat_inc(&nr_user_dispatches);
-out:
 	bpf_task_release(p);
 }
 
@@ -453,9 +606,11 @@ static long dispatch_one(struct bpf_dynptr *dynptr, void *ctx)
 
 	if (bpf_dynptr_read(&rec, sizeof(rec), dynptr, 0, 0)) {
 		stat_inc(&nr_failed_dispatches);
+		stat_inc(&nr_received);
 		return 0;
 	}
 	dispatch_task(&rec);
+	stat_inc(&nr_received);
 
 	/*
 	 * Each insert takes one of this ops.dispatch call's slots, and running out
@@ -467,15 +622,26 @@ static long dispatch_one(struct bpf_dynptr *dynptr, void *ctx)
 
 void BPF_STRUCT_OPS(pyland_dispatch, s32 cpu, struct task_struct *prev)
 {
+	long err;
+
 	if (debug_error_requested) {
 		scx_bpf_error("debug: error requested by user space (--debug-bpf-error-after)");
 		return;
 	}
 
-	/* -EBUSY: another CPU is draining right now; it will do our share. */
-	bpf_user_ringbuf_drain(&dispatched, dispatch_one, NULL, 0);
+	/*
+	 * -EBUSY: another CPU is draining right now. What it misses (sent after
+	 * its last look) keeps worker_has_work() true, so it is drained later.
+	 */
+	err = bpf_user_ringbuf_drain(&dispatched, dispatch_one, NULL, 0);
+	if (err < 0 && err != -EBUSY)
+		stat_inc(&nr_drain_errors);
 
-	/* Tasks the worker placed on this CPU first: they are ready and chosen. */
+	/* Kernel threads first: the worker may be waiting for one. */
+	if (dsq_move_to_local(KTHREAD_DSQ))
+		return;
+
+	/* Then tasks the worker placed on this CPU: they are ready and chosen. */
 	if (dsq_move_to_local(cpu))
 		return;
 
@@ -486,11 +652,38 @@ void BPF_STRUCT_OPS(pyland_dispatch, s32 cpu, struct task_struct *prev)
 	 * worker_has_work() is false until new tasks arrive.
 	 */
 	if (worker_has_work() && dsq_move_to_local(WORKER_DSQ)) {
-		worker_needed = false;
+		clear_worker_needed();
 		return;
 	}
 
-	dsq_move_to_local(SHARED_DSQ);
+	if (dsq_move_to_local(SHARED_DSQ))
+		return;
+
+	/*
+	 * A real-time task holds this CPU, and this may be its ext_server's pick:
+	 * an empty answer would stop the server for good while the worker waits on
+	 * this CPU (cpu_rt_busy()). Run the worker even with nothing to do.
+	 */
+	if (cpu_rt_busy(cpu) && dsq_move_to_local(WORKER_DSQ))
+		return;
+
+	/*
+	 * Nothing else wants this CPU: the task whose slice ended goes on instead of
+	 * going idle. The worker, if it has work: it yielded, and the kernel asks us
+	 * before it enqueues it, so it is in no DSQ we could move it from; without
+	 * this, with ENQ_LAST, its CPU went idle with the worker waiting, until
+	 * another CPU or the heartbeat ran it. Any other task if nobody waits in
+	 * user space: a lone task then costs no round trip through the worker.
+	 */
+	if (prev && is_queued(prev)) {
+		if (!is_worker(prev)) {
+			if (!worker_has_work())
+				task_set_slice(prev, slice_ns);
+		} else if (worker_has_work()) {
+			clear_worker_needed();
+			task_set_slice(prev, slice_ns);
+		}
+	}
 }
 
 void BPF_STRUCT_OPS(pyland_runnable, struct task_struct *p, u64 enq_flags)
@@ -509,8 +702,9 @@ void BPF_STRUCT_OPS(pyland_running, struct task_struct *p)
 	if (tctx)
 		tctx->start_ts = scx_bpf_now();
 	if (is_worker(p)) {
-		worker_running = true;
-		worker_cpu = scx_bpf_task_cpu(p);
+		WRITE_ONCE(worker_last_run, scx_bpf_now());
+		WRITE_ONCE(worker_running, true);
+		WRITE_ONCE(worker_cpu, scx_bpf_task_cpu(p));
 	}
 	__sync_fetch_and_add(&nr_running, 1);
 }
@@ -524,9 +718,22 @@ void BPF_STRUCT_OPS(pyland_stopping, struct task_struct *p, bool runnable)
 		tctx->stop_ts = now;
 		tctx->exec_runtime += now - tctx->start_ts;
 	}
-	if (is_worker(p))
-		worker_running = false;
+	if (is_worker(p)) {
+		WRITE_ONCE(worker_last_run, now);
+		WRITE_ONCE(worker_running, false);
+	}
 	__sync_fetch_and_sub(&nr_running, 1);
+}
+
+/*
+ * A higher class (a real-time task) takes @cpu. Tasks waiting in its local DSQ
+ * (the worker among them, when the heartbeat put it there) would wait as long as
+ * the real-time task runs: enqueue them again, so the ones that may run elsewhere
+ * do (pyland_enqueue keeps the rest on @cpu, for its ext_server).
+ */
+void BPF_STRUCT_OPS(pyland_cpu_release, s32 cpu, struct scx_cpu_release_args *args)
+{
+	scx_bpf_reenqueue_local();
 }
 
 s32 BPF_STRUCT_OPS(pyland_init_task, struct task_struct *p, struct scx_init_task_args *args)
@@ -548,16 +755,18 @@ s32 BPF_STRUCT_OPS(pyland_init_task, struct task_struct *p, struct scx_init_task
 static int heartbeat_fn(void *map, int *key, struct bpf_timer *timer)
 {
 	struct task_struct *p;
-	s32 cpu = worker_cpu;
+	s32 cpu = READ_ONCE(worker_cpu);
 
-	if (worker_running)
+	if (READ_ONCE(worker_running))
 		goto out;
-	worker_needed = true;
+	set_worker_needed();
 	if (can_iterate_dsqs()) {
 		/* A timer callback is no RCU read section by itself (6.16 insists). */
 		bpf_rcu_read_lock();
 		bpf_for_each(scx_dsq, p, WORKER_DSQ, 0) {
-			if (!bpf_cpumask_test_cpu(cpu, p->cpus_ptr))
+			/* Not to a CPU a real-time task holds: it may not run there for a second. */
+			if (cpu < 0 || cpu >= MAX_CPUS || !bpf_cpumask_test_cpu(cpu, p->cpus_ptr) ||
+			    cpu_rt_busy(cpu))
 				cpu = pick_idle_online(p);
 			if (cpu >= 0)
 				scx_bpf_dsq_move(BPF_FOR_EACH_ITER, p, SCX_DSQ_LOCAL_ON | cpu, 0);
@@ -568,7 +777,9 @@ static int heartbeat_fn(void *map, int *key, struct bpf_timer *timer)
 		kick_cpu(cpu, SCX_KICK_IDLE);
 	}
 out:
-	bpf_timer_start(timer, HEARTBEAT_NS, 0);
+	/* Without the heartbeat an idle system would never run the worker: say so. */
+	if (bpf_timer_start(timer, HEARTBEAT_NS, 0))
+		scx_bpf_error("cannot re-arm the heartbeat timer");
 	return 0;
 }
 
@@ -600,9 +811,10 @@ s32 BPF_STRUCT_OPS_SLEEPABLE(pyland_init)
 			return err;
 		}
 	}
-	err = scx_bpf_create_dsq(SHARED_DSQ, -1) ?: scx_bpf_create_dsq(WORKER_DSQ, -1);
+	err = scx_bpf_create_dsq(SHARED_DSQ, -1) ?: scx_bpf_create_dsq(WORKER_DSQ, -1) ?:
+	      scx_bpf_create_dsq(KTHREAD_DSQ, -1);
 	if (err) {
-		scx_bpf_error("cannot create the shared and worker DSQs: %d", err);
+		scx_bpf_error("cannot create the shared, worker and kernel-thread DSQs: %d", err);
 		return err;
 	}
 	return start_heartbeat();
@@ -719,6 +931,7 @@ struct sched_ext_ops pyland_ops = {
 	.runnable		= (void *)pyland_runnable,
 	.running		= (void *)pyland_running,
 	.stopping		= (void *)pyland_stopping,
+	.cpu_release		= (void *)pyland_cpu_release,
 	.init_task		= (void *)pyland_init_task,
 	.init			= (void *)pyland_init,
 	.exit			= (void *)pyland_exit,

@@ -375,6 +375,10 @@ size_t Scheduler::dispatch(std::span<const DispatchedTask> tasks) {
         user_ring_buffer__submit(dispatched_.get(), slot);
         sent++;
     }
+    // After the submits: the BPF side runs the worker again while a decision it
+    // was sent is still on the ring (worker_has_work()), so none waits there.
+    if (sent)
+        __atomic_fetch_add(&skel_->bss->nr_sent, sent, __ATOMIC_RELEASE);
     return sent;
 }
 
