@@ -130,7 +130,8 @@ NB_MODULE(_bpf, m) {
 
     nb::class_<PyScheduler>(m, "Scheduler",
                             "The attached BPF scheduler. Creating it loads and attaches; close() "
-                            "(or leaving a with block, or garbage collection) detaches.")
+                            "(or leaving a with block, or garbage collection) detaches. After close(), "
+                            "every call that needs the BPF side raises Error('the scheduler is closed').")
         .def("__init__",
              [](PyScheduler *s, uint64_t slice_ns, uint32_t timeout_ms, uint32_t exit_dump_len, bool partial,
                 bool verbose, std::string name, bool smt_enabled, bool direct_dispatch,

@@ -288,6 +288,7 @@ void Scheduler::init_domains(const Options &options) {
 }
 
 void Scheduler::select_cpus(std::span<const std::pair<int32_t, int32_t>> tasks, std::vector<int32_t> &out) {
+    require_open();
     auto *bss = skel_->bss;
     // Every online CPU runs a task (this worker's among them): none is idle, so
     // spare the program run, a system call, and answer -1 for all. Nothing is lost
@@ -315,6 +316,7 @@ void Scheduler::select_cpus(std::span<const std::pair<int32_t, int32_t>> tasks, 
 }
 
 std::vector<int> Scheduler::read_domain(int level, int cpu) {
+    require_open();
     skel_->bss->domain_level = level;
     skel_->bss->domain_cpu = cpu;
     int err = run_syscall_prog(skel_->progs.read_domain);
@@ -345,8 +347,14 @@ void Scheduler::attach() {
     throw Error("cannot attach the scheduler: " + errno_text(err));
 }
 
+void Scheduler::require_open() const {
+    if (!skel_)
+        throw Error("the scheduler is closed");
+}
+
 size_t Scheduler::dequeue(std::vector<QueuedTask> &out, size_t max) {
-    if (!queued_ || max == 0)
+    require_open();
+    if (max == 0)
         return 0;
     size_t before = out.size();
     consume_out_ = &out;
@@ -361,8 +369,7 @@ size_t Scheduler::dequeue(std::vector<QueuedTask> &out, size_t max) {
 }
 
 size_t Scheduler::dispatch(std::span<const DispatchedTask> tasks) {
-    if (!dispatched_)
-        return 0;
+    require_open();
     size_t sent = 0;
     for (const DispatchedTask &task : tasks) {
         void *slot = user_ring_buffer__reserve(dispatched_.get(), sizeof(task));
@@ -395,6 +402,7 @@ bool Scheduler::exited() const {
 }
 
 uint64_t Scheduler::run_fifo_ceiling(uint64_t duration_ns, uint64_t slice_ns, uint64_t slice_min_ns) {
+    require_open();
     constexpr size_t kBatch = 512;  // as the Python worker's BATCH
     auto now_ns = [] {
         struct timespec ts;
@@ -424,14 +432,13 @@ uint64_t Scheduler::run_fifo_ceiling(uint64_t duration_ns, uint64_t slice_ns, ui
 }
 
 void Scheduler::debug_request_error() {
-    if (skel_)
-        __atomic_store_n(&skel_->bss->debug_error_requested, true, __ATOMIC_RELEASE);
+    require_open();
+    __atomic_store_n(&skel_->bss->debug_error_requested, true, __ATOMIC_RELEASE);
 }
 
 ExitInfo Scheduler::shutdown_and_report() {
+    require_open();
     ExitInfo info;
-    if (!skel_)
-        return info;
     // Destroying the link unregisters the scheduler; the kernel runs ops.exit
     // before the call returns, so the exit info is complete afterwards.
     if (link_) {
@@ -448,8 +455,7 @@ ExitInfo Scheduler::shutdown_and_report() {
 }
 
 Counters Scheduler::counters() const {
-    if (!skel_)
-        return {};
+    require_open();
     const auto *bss = skel_->bss;
     auto load = [](const uint64_t &v) { return __atomic_load_n(&v, __ATOMIC_RELAXED); };
     return Counters{

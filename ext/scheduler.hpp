@@ -9,7 +9,8 @@
 //   sched.exited(); sched.shutdown_and_report();   // the kernel's verdict
 //
 // Destroying the object detaches the scheduler, so a Python exception can never
-// leave it attached.
+// leave it attached. After close() every call that needs the BPF side throws
+// Error("the scheduler is closed"); exited() is true and attached() false.
 #pragma once
 
 #include <cstdint>
@@ -127,6 +128,8 @@ private:
     void init_domains(const Options &options);
     int run_syscall_prog(struct bpf_program *prog);
     void attach();
+    // Throws Error("the scheduler is closed") once close() has freed the BPF side.
+    void require_open() const;
 
     std::unique_ptr<pyland_bpf, SkelDeleter> skel_;
     std::unique_ptr<ring_buffer, RingDeleter> queued_;
