@@ -178,6 +178,7 @@ void check_environment() {
 void Scheduler::SkelDeleter::operator()(pyland_bpf *skel) const { pyland_bpf__destroy(skel); }
 void Scheduler::RingDeleter::operator()(ring_buffer *rb) const { ring_buffer__free(rb); }
 void Scheduler::UserRingDeleter::operator()(user_ring_buffer *rb) const { user_ring_buffer__free(rb); }
+void Scheduler::LinkDeleter::operator()(bpf_link *link) const { bpf_link__destroy(link); }
 
 Scheduler::Scheduler(const Options &options) {
     libbpf_verbose = options.verbose;
@@ -186,22 +187,10 @@ Scheduler::Scheduler(const Options &options) {
     load(options);
     register_worker();
     init_domains(options);
+    // Attach last: whatever fails before it throws with nothing attached, and once
+    // attached, the rings are there for the worker to read.
+    create_rings();
     attach();
-
-    queued_.reset(ring_buffer__new(bpf_map__fd(skel_->maps.queued), [](void *ctx, void *data, size_t size) {
-        auto *self = static_cast<Scheduler *>(ctx);
-        QueuedTask &task = self->consume_out_->emplace_back();
-        if (!decode_queued({static_cast<const std::byte *>(data), size}, task)) {
-            self->consume_out_->pop_back();
-            return -EINVAL;
-        }
-        return 0;
-    }, this, nullptr));
-    if (!queued_)
-        throw Error("cannot map the ring buffer of queued tasks: " + errno_text(errno));
-    dispatched_.reset(user_ring_buffer__new(bpf_map__fd(skel_->maps.dispatched), nullptr));
-    if (!dispatched_)
-        throw Error("cannot map the user ring buffer of dispatched tasks: " + errno_text(errno));
 }
 
 Scheduler::~Scheduler() { close(); }
@@ -329,8 +318,25 @@ std::vector<int> Scheduler::read_domain(int level, int cpu) {
     return cpus;
 }
 
+void Scheduler::create_rings() {
+    queued_.reset(ring_buffer__new(bpf_map__fd(skel_->maps.queued), [](void *ctx, void *data, size_t size) {
+        auto *self = static_cast<Scheduler *>(ctx);
+        QueuedTask &task = self->consume_out_->emplace_back();
+        if (!decode_queued({static_cast<const std::byte *>(data), size}, task)) {
+            self->consume_out_->pop_back();
+            return -EINVAL;
+        }
+        return 0;
+    }, this, nullptr));
+    if (!queued_)
+        throw Error("cannot map the ring buffer of queued tasks: " + errno_text(errno));
+    dispatched_.reset(user_ring_buffer__new(bpf_map__fd(skel_->maps.dispatched), nullptr));
+    if (!dispatched_)
+        throw Error("cannot map the user ring buffer of dispatched tasks: " + errno_text(errno));
+}
+
 void Scheduler::attach() {
-    link_ = bpf_map__attach_struct_ops(skel_->maps.pyland_ops);
+    link_.reset(bpf_map__attach_struct_ops(skel_->maps.pyland_ops));
     if (link_)
         return;
     int err = errno;
@@ -438,13 +444,10 @@ void Scheduler::debug_request_error() {
 
 ExitInfo Scheduler::shutdown_and_report() {
     require_open();
-    ExitInfo info;
     // Destroying the link unregisters the scheduler; the kernel runs ops.exit
     // before the call returns, so the exit info is complete afterwards.
-    if (link_) {
-        bpf_link__destroy(link_);
-        link_ = nullptr;
-    }
+    link_.reset();
+    ExitInfo info;
     const auto &ei = skel_->bss->exit_info;
     info.kind = __atomic_load_n(&ei.kind, __ATOMIC_ACQUIRE);
     info.exit_code = ei.exit_code;
@@ -468,10 +471,7 @@ Counters Scheduler::counters() const {
 std::string Scheduler::ops_name() const { return ops_name_; }
 
 void Scheduler::close() {
-    if (link_) {
-        bpf_link__destroy(link_);
-        link_ = nullptr;
-    }
+    link_.reset();  // detach first, while everything the BPF side uses still exists
     dispatched_.reset();
     queued_.reset();
     skel_.reset();

@@ -2,7 +2,7 @@
 //
 // Scheduler: the whole lifecycle of the BPF half of scx_pyland, in one object.
 //
-//   Scheduler sched(options);          // open, settings, load, register worker, attach
+//   Scheduler sched(options);          // open, settings, load, register worker, rings, attach
 //   sched.dequeue(batch, max);         // tasks that need a CPU (ring buffer `queued`)
 //   sched.dispatch(tasks);             // decisions back (user ring buffer `dispatched`)
 //   sched.notify_complete(nr_pending); // every cycle: say what is left, then yield
@@ -122,19 +122,23 @@ private:
     struct SkelDeleter { void operator()(pyland_bpf *) const; };
     struct RingDeleter { void operator()(ring_buffer *) const; };
     struct UserRingDeleter { void operator()(user_ring_buffer *) const; };
+    struct LinkDeleter { void operator()(bpf_link *) const; };
 
     void load(const Options &options);
     void register_worker();
     void init_domains(const Options &options);
     int run_syscall_prog(struct bpf_program *prog);
+    void create_rings();
     void attach();
     // Throws Error("the scheduler is closed") once close() has freed the BPF side.
     void require_open() const;
 
+    // Declared in the order of creation: the link (the attachment) is destroyed
+    // first, the skeleton last.
     std::unique_ptr<pyland_bpf, SkelDeleter> skel_;
     std::unique_ptr<ring_buffer, RingDeleter> queued_;
     std::unique_ptr<user_ring_buffer, UserRingDeleter> dispatched_;
-    bpf_link *link_ = nullptr;
+    std::unique_ptr<bpf_link, LinkDeleter> link_;
     std::string ops_name_;
     std::vector<QueuedTask> *consume_out_ = nullptr;  // target of the ring callback
     std::vector<QueuedTask> ceiling_queued_;            // run_fifo_ceiling's buffers
