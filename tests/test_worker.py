@@ -3,9 +3,11 @@ decoder, and the user ring takes only so many decisions per cycle."""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 
-from scx_pyland import _bpf
+from scx_pyland import _bpf, stats
 from scx_pyland.policies.fifo import FifoPolicy
 from scx_pyland.policies.rustland import RustlandPolicy
 from scx_pyland.policy import Policy, PolicyConfig
@@ -13,6 +15,11 @@ from scx_pyland.worker import Worker, WorkerOptions
 from records import dispatched_records, queued_bytes
 
 CONFIG = PolicyConfig(nr_cpus=2)
+# The BPF side's counters, each with a value of its own, so a statistic published
+# under the wrong name shows.
+COUNTERS = {"nr_queued": 11, "nr_scheduled": 12, "nr_running": 13, "nr_online_cpus": 14,
+            "nr_user_dispatches": 15, "nr_kernel_dispatches": 16, "nr_cancel_dispatches": 17,
+            "nr_bounce_dispatches": 18, "nr_failed_dispatches": 19, "nr_sched_congested": 20}
 
 
 class FakeScheduler:
@@ -24,6 +31,7 @@ class FakeScheduler:
         self.cycles = cycles
         self.sent: list[dict] = []
         self.pending_reports: list[int] = []
+        self.ceiling_backlog = 0
 
     def dequeue(self, max):
         return _bpf.decode_queued(self.batches.pop(0)) if self.batches else []
@@ -42,16 +50,11 @@ class FakeScheduler:
         return self.cycles <= 0
 
     def counters(self):
-        return None
+        return SimpleNamespace(**COUNTERS)
 
 
-class NoStats(Worker):
-    def publish_stats(self, sched) -> None:
-        pass
-
-
-def run(policy: Policy, sched: FakeScheduler) -> Worker:
-    worker = NoStats(policy, WorkerOptions())
+def run(policy: Policy, sched: FakeScheduler, worker: Worker | None = None) -> Worker:
+    worker = worker or Worker(policy, WorkerOptions())
     worker.loop(sched)
     return worker
 
@@ -83,3 +86,19 @@ def test_an_exception_in_the_policy_leaves_the_loop():
 
     with pytest.raises(ZeroDivisionError):
         run(Broken(CONFIG), FakeScheduler([[1]], room=10, cycles=3))
+
+
+def test_each_statistic_is_published_under_its_own_name(tmp_path):
+    policy = FifoPolicy(CONFIG)
+    worker = Worker(policy, WorkerOptions())
+    worker.stats = stats.StatsWriter(tmp_path / "stats")
+    try:
+        run(policy, FakeScheduler([[1, 2, 3, 4, 5]], room=2, cycles=2), worker)
+        published = stats.read_snapshot(tmp_path / "stats").values
+    finally:
+        worker.stats.close()
+    from_counters = {name: published[name] for name in COUNTERS if name in published}
+    assert from_counters == {name: COUNTERS[name] for name in from_counters}
+    assert len(from_counters) == 9      # every BPF counter stats.FIELDS shows
+    assert published["nr_policy_dispatches"] == worker.nr_dispatched == 4
+    assert published["nr_pending"] == 1     # the decision the full ring refused
