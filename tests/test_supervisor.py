@@ -146,8 +146,16 @@ def test_a_worker_that_cannot_start_is_final():
     assert "no sched_ext" in verdict.reason
 
 
+def test_a_transport_failure_is_restarted_and_named():
+    verdict = classify(WorkerExit(WorkerStatus.TRANSPORT_FAILED,
+                                  {"error": "the transport to the BPF side failed: ring gone"}))
+    assert verdict.restart
+    assert verdict.reason == "the transport to the BPF side failed: ring gone"
+
+
 def test_supervisor_statuses_do_not_reuse_the_workers_restartable_ones():
-    assert not {int(s) for s in SupervisorStatus} & {WorkerStatus.POLICY_FAILED, WorkerStatus.KERNEL_EXIT}
+    assert not {int(s) for s in SupervisorStatus} & {WorkerStatus.POLICY_FAILED, WorkerStatus.TRANSPORT_FAILED,
+                                                     WorkerStatus.KERNEL_EXIT}
 
 
 # -- back-off and budget ---------------------------------------------------------------

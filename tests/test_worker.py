@@ -3,11 +3,14 @@ decoder, and the user ring takes only so many decisions per cycle."""
 
 from __future__ import annotations
 
+import contextlib
+import gc
 from types import SimpleNamespace
 
 import pytest
 
-from scx_pyland import _bpf, stats
+from scx_pyland import _bpf, stats, topology, worker as worker_module
+from scx_pyland.exits import WorkerStatus
 from scx_pyland.policies.fifo import FifoPolicy
 from scx_pyland.policies.rustland import RustlandPolicy
 from scx_pyland.policy import Policy, PolicyConfig
@@ -102,3 +105,91 @@ def test_each_statistic_is_published_under_its_own_name(tmp_path):
     assert len(from_counters) == 9      # every BPF counter stats.FIELDS shows
     assert published["nr_policy_dispatches"] == worker.nr_dispatched == 4
     assert published["nr_pending"] == 1     # the decision the full ring refused
+
+
+# -- start-up and the transport, with the BPF side stubbed out ------------------------
+
+class AttachedFake(FakeScheduler):
+    """The extension's Scheduler as attach_and_run uses it."""
+
+    ops_name = "pyland_fake"
+    closed = False
+
+    def __init__(self, **options) -> None:
+        super().__init__([[1, 2]], room=10, cycles=3)
+
+    def select_cpus(self, tasks):
+        return [-1] * len(tasks)
+
+    def shutdown_and_report(self):
+        return SimpleNamespace(kind=0x40, exit_code=0, reason="unregistered from user space", msg="", dump="")
+
+    def close(self):
+        self.closed = True
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+@pytest.fixture
+def no_kernel(monkeypatch, tmp_path):
+    """Everything run_attached touches outside the loop, stubbed: no BPF, no sysctl,
+    no signal handlers left behind; the statistics go to tmp_path."""
+    monkeypatch.setattr(worker_module._bpf, "check_environment", lambda: None)
+    monkeypatch.setattr(worker_module._bpf, "guard_memory", lambda: [])
+    monkeypatch.setattr(worker_module, "compaction_off_locked_pages", contextlib.nullcontext)
+    monkeypatch.setattr(worker_module.signal, "signal", lambda *args: None)
+    monkeypatch.setattr(worker_module._bpf, "Scheduler", AttachedFake)
+    monkeypatch.setattr(worker_module.topology, "read_topology",
+                        lambda: topology.Topology(online=[0, 1], core_siblings={0: [0], 1: [1]}))
+    yield WorkerOptions(stats_path=tmp_path / "stats")
+    gc.enable()
+    gc.unfreeze()
+
+
+def error_lines(err: str) -> list[str]:
+    return [line for line in err.splitlines() if "error" in line.lower() or "Traceback" in line]
+
+
+def test_an_unreadable_topology_is_a_start_up_failure(no_kernel, monkeypatch, capsys):
+    def unreadable():
+        raise PermissionError(13, "Permission denied", "/sys/devices/system/cpu/online")
+    monkeypatch.setattr(worker_module.topology, "read_topology", unreadable)
+    status = Worker(FifoPolicy(CONFIG), no_kernel).run_attached()
+    assert status == WorkerStatus.CANNOT_START
+    assert error_lines(capsys.readouterr().err) == [
+        "scx_pyland: error: cannot read the CPU topology: Permission denied (/sys/devices/system/cpu/online)"]
+
+
+def test_partial_without_sched_ext_for_the_worker_is_a_start_up_failure(no_kernel, monkeypatch, capsys):
+    def refused(pid, policy, param):
+        raise OSError(22, "Invalid argument")
+    monkeypatch.setattr(worker_module.os, "sched_setscheduler", refused)
+    no_kernel.partial = True
+    status = Worker(FifoPolicy(CONFIG), no_kernel).run_attached()
+    assert status == WorkerStatus.CANNOT_START
+    assert error_lines(capsys.readouterr().err) == [
+        "scx_pyland: error: --partial: cannot make the worker a SCHED_EXT task: Invalid argument"]
+
+
+def test_a_failed_ring_read_is_a_transport_failure_not_the_policy_s(no_kernel, monkeypatch, capsys):
+    def broken_ring(self, max):
+        raise _bpf.Error("reading the ring buffer of queued tasks failed: Bad address")
+    monkeypatch.setattr(AttachedFake, "dequeue", broken_ring)
+    worker = Worker(FifoPolicy(CONFIG), no_kernel)
+    status = worker.run_attached()
+    assert status == WorkerStatus.TRANSPORT_FAILED
+    assert error_lines(capsys.readouterr().err) == [
+        "scx_pyland: error: the transport to the BPF side failed: reading the ring buffer of queued "
+        "tasks failed: Bad address; the scheduler is detached"]
+    assert "policy" not in worker.exit_fields["error"]
+
+
+def test_a_stubbed_run_attaches_and_stops(no_kernel, capsys):
+    """The stubs above are enough for a whole run: the failures are the tests' own."""
+    status = Worker(FifoPolicy(CONFIG), no_kernel).run_attached()
+    assert status == WorkerStatus.STOPPED
+    assert error_lines(capsys.readouterr().err) == []

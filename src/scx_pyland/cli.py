@@ -32,8 +32,9 @@ exit status: 0 stopped on request; 2 bad arguments; 69 cannot start (no sched_ex
 not privileged, another scheduler attached, verifier rejection), not retried;
 71 the supervisor gave up: more than --max-restarts restarts within --restart-window
 (the message names the last exit); 72 sysrq-S with --sysrq-final.
-With --no-supervisor also: 70 the policy raised an exception; 75 the kernel
-unregistered the scheduler (stall, error, sysrq-S, CPU hotplug)."""
+With --no-supervisor also: 70 the policy raised an exception; 74 reading or writing
+the rings to the BPF side failed; 75 the kernel unregistered the scheduler (stall,
+error, sysrq-S, CPU hotplug)."""
 
 
 def _number(text: str, convert: type, noun: str):

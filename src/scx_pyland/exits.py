@@ -46,6 +46,7 @@ class WorkerStatus(enum.IntEnum):
     USAGE = 2          # bad command line
     CANNOT_START = 69  # no sched_ext, no privilege, busy, verifier: retrying will not help
     POLICY_FAILED = 70  # the policy raised an exception
+    TRANSPORT_FAILED = 74  # reading or writing the rings to the BPF side failed (EX_IOERR)
     KERNEL_EXIT = 75   # the kernel unregistered the scheduler (UEI exit): restartable
 
 

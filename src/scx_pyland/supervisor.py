@@ -115,6 +115,8 @@ def classify(ended: WorkerExit, sysrq_final: bool = False) -> Verdict:
         return Verdict(True, f"the kernel unregistered the scheduler: {reason}")
     if rc == WorkerStatus.POLICY_FAILED:
         return Verdict(True, f"the policy failed: {info.get('error', 'see the traceback above')}")
+    if rc == WorkerStatus.TRANSPORT_FAILED:
+        return Verdict(True, info.get("error", "the transport to the BPF side failed"))
     return Verdict(True, f"the worker exited with status {rc}")
 
 
