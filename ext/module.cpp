@@ -229,6 +229,9 @@ NB_MODULE(_bpf, m) {
               return nb::bytes(s.data(), s.size());
           },
           "tasks"_a, "Encode queued tasks back into their ring buffer bytes (for --record).");
+    m.def("missing_kfuncs", &missing_kfuncs,
+          "The kfuncs the BPF scheduler needs that this kernel lacks, as (name, Linux release that "
+          "added it); empty if it has them all.");
     m.def("guard_memory", &guard_memory,
           "Lock memory, disable THP and malloc trimming for this process; returns warnings.");
     m.def("kernel_enum_value", &kernel_enum_value, "enum_name"_a, "value_name"_a,

@@ -34,6 +34,23 @@ namespace {
 
 constexpr const char *kSchedExt = "/sys/kernel/sched_ext";
 
+// The oldest Linux the BPF object loads on, and why: the newest of the kfuncs
+// bpf/compat.bpf.h declares without a fallback, each with the release that added
+// it. 6.12 has sched_ext but neither (nor scx_bpf_dsq_insert and friends, renamed
+// from scx_bpf_dispatch* in 6.13; their later variants make them unfit to check by
+// name). The oldest kernel tested is 6.16.
+constexpr const char *kMinLinux = "6.14";
+constexpr std::pair<const char *, const char *> kRequiredKfuncs[] = {
+    {"scx_bpf_dsq_move", "6.13"},  // renamed from scx_bpf_dispatch_from_dsq
+    {"scx_bpf_now", "6.14"},
+};
+
+// What a user without the privileges needs (the kernel's rules: bpf_capable() is
+// CAP_BPF or CAP_SYS_ADMIN, perfmon_capable() CAP_PERFMON or CAP_SYS_ADMIN).
+constexpr const char *kPrivilegesNeeded =
+    "scx_pyland needs root with CAP_BPF and CAP_PERFMON (or CAP_SYS_ADMIN); in a container: "
+    "--privileged, or the capabilities in README.md";
+
 // libbpf's messages: kept (the tail) for error reports, printed only with verbose.
 std::string libbpf_log;
 bool libbpf_verbose = false;
@@ -132,15 +149,35 @@ std::optional<uint64_t> effective_capabilities() {
 
 }  // namespace
 
+std::vector<std::pair<std::string, std::string>> missing_kfuncs() {
+    std::vector<std::pair<std::string, std::string>> missing;
+    struct btf *btf = btf__load_vmlinux_btf();
+    if (!btf)
+        return missing;  // no BTF to tell: the load will say what is wrong
+    for (const auto &[kfunc, since] : kRequiredKfuncs)
+        if (btf__find_by_name_kind(btf, kfunc, BTF_KIND_FUNC) < 0)
+            missing.emplace_back(kfunc, since);
+    btf__free(btf);
+    return missing;
+}
+
 void check_environment() {
     if (access(kSchedExt, F_OK) != 0)
         throw SchedExtUnavailable("this kernel (" + kernel_release() +
                                   ") has no sched_ext: /sys/kernel/sched_ext is missing; it needs "
-                                  "CONFIG_SCHED_CLASS_EXT=y (Linux 6.12 or later)");
+                                  "CONFIG_SCHED_CLASS_EXT=y (Linux " + kMinLinux + " or later)");
     if (access("/sys/kernel/btf/vmlinux", R_OK) != 0)
         throw SchedExtUnavailable("this kernel (" + kernel_release() +
                                   ") exposes no BTF (/sys/kernel/btf/vmlinux); it needs "
                                   "CONFIG_DEBUG_INFO_BTF=y");
+    auto missing = missing_kfuncs();
+    if (!missing.empty()) {
+        std::string names;
+        for (const auto &[kfunc, since] : missing)
+            names += (names.empty() ? "" : ", ") + kfunc + " (Linux " + since + ")";
+        throw SchedExtUnavailable("this kernel (" + kernel_release() + ") is too old for scx_pyland: it lacks " +
+                                  names + "; scx_pyland needs Linux " + kMinLinux + " or later");
+    }
     auto state = read_text(std::string(kSchedExt) + "/state").value_or("unknown");
     if (state != "disabled") {
         auto ops = read_text(std::string(kSchedExt) + "/root/ops").value_or("unknown");
@@ -154,24 +191,20 @@ void check_environment() {
     constexpr int kCapSysAdmin = 21, kCapPerfmon = 38, kCapBpf = 39;
     if (auto caps = effective_capabilities()) {
         auto has = [&](int cap) { return (*caps >> cap) & 1; };
-        std::string missing;
+        std::string lacking;
         if (!has(kCapBpf) && !has(kCapSysAdmin))
-            missing += " CAP_BPF";
+            lacking += " CAP_BPF";
         if (!has(kCapPerfmon) && !has(kCapSysAdmin))
-            missing += " CAP_PERFMON";
-        if (!missing.empty())
-            throw NotPrivileged("scx_pyland lacks" + missing + ": it needs root with CAP_BPF and CAP_PERFMON "
-                                "(or CAP_SYS_ADMIN); in a container: --privileged, or the capabilities "
-                                "in README.md");
+            lacking += " CAP_PERFMON";
+        if (!lacking.empty())
+            throw NotPrivileged("scx_pyland lacks" + lacking + ": " + kPrivilegesNeeded);
     }
     // Can this process use bpf() at all (seccomp, an LSM)?
     int fd = bpf_map_create(BPF_MAP_TYPE_ARRAY, "pyland_probe", 4, 4, 1, nullptr);
     if (fd >= 0) {
         ::close(fd);
     } else if (errno == EPERM || errno == EACCES) {
-        throw NotPrivileged("the kernel refused bpf() (" + errno_text(errno) +
-                            "): scx_pyland needs root with CAP_BPF and CAP_PERFMON (or CAP_SYS_ADMIN) "
-                            "(in a container: --privileged, or the capabilities in README.md)");
+        throw NotPrivileged("the kernel refused bpf() (" + errno_text(errno) + "): " + kPrivilegesNeeded);
     }
 }
 
@@ -236,9 +269,7 @@ void Scheduler::load(const Options &options) {
     if (err == -EPERM || err == -EACCES) {
         if (libbpf_log.find("BEGIN PROG LOAD LOG") != std::string::npos)
             throw VerifierRejected("the kernel's verifier rejected the BPF scheduler:\n" + verifier_log_tail(25));
-        throw NotPrivileged("the kernel refused to load BPF (" + errno_text(err) +
-                            "): scx_pyland needs root with CAP_SYS_ADMIN, CAP_BPF and CAP_PERFMON "
-                            "(in a container: --privileged, or the capabilities in README.md)");
+        throw NotPrivileged("the kernel refused to load BPF (" + errno_text(err) + "): " + kPrivilegesNeeded);
     }
     if (err) {
         if (libbpf_log.find("BEGIN PROG LOAD LOG") != std::string::npos)
@@ -298,8 +329,10 @@ void Scheduler::select_cpus(std::span<const std::pair<int32_t, int32_t>> tasks, 
         int err = run_syscall_prog(skel_->progs.select_cpus);
         if (err)
             throw Error("select_cpus failed: " + errno_text(err));
+        // The program answers -ESRCH for a task that is gone: for the caller that
+        // is "no idle CPU" too, so every negative answer becomes -1.
         for (size_t i = 0; i < n; i++)
-            out.push_back(bss->select_reqs[i].cpu);
+            out.push_back(std::max(bss->select_reqs[i].cpu, -1));
         done += n;
     }
 }
@@ -348,8 +381,8 @@ void Scheduler::attach() {
         throw SchedulerBusy("another sched_ext scheduler is attached (" + ops + "); stop it first");
     }
     if (err == EPERM || err == EACCES)
-        throw NotPrivileged("the kernel refused to attach the scheduler (" + errno_text(err) +
-                            "): it needs root with CAP_SYS_ADMIN");
+        throw NotPrivileged("the kernel refused to attach the scheduler (" + errno_text(err) + "): " +
+                            kPrivilegesNeeded);
     throw Error("cannot attach the scheduler: " + errno_text(err));
 }
 

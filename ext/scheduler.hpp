@@ -105,8 +105,8 @@ public:
     size_t ceiling_backlog() const { return ceiling_backlog_.size(); }
 
     // Idle CPUs for tasks, nearest to their previous CPU first (the select_cpus
-    // program): one result per (pid, prev_cpu), -1 if none is idle, -ESRCH if the
-    // task is gone. One program run serves up to SELECT_BATCH_MAX tasks; none when
+    // program): one result per (pid, prev_cpu), -1 if none is idle or the task is
+    // gone. One program run serves up to SELECT_BATCH_MAX tasks; none when
     // every online CPU is busy (then all answers are -1).
     void select_cpus(std::span<const std::pair<int32_t, int32_t>> tasks, std::vector<int32_t> &out);
     // The CPUs of `cpu`'s cache domain at `level`, as the BPF side holds them.
@@ -152,6 +152,10 @@ std::vector<std::string> guard_memory();
 
 // Refuse early, in words, where the kernel or the system is not ready for us.
 void check_environment();
+
+// The kfuncs the BPF object needs that the running kernel's BTF lacks, each with the
+// Linux release that added it (empty when the kernel has them all or no BTF).
+std::vector<std::pair<std::string, std::string>> missing_kfuncs();
 
 // The value of an enumerator in the running kernel's BTF, if it has it.
 std::optional<uint64_t> kernel_enum_value(const std::string &enum_name, const std::string &value_name);

@@ -24,8 +24,8 @@ new one when the kernel unregistered it (stall, BPF error, CPU hotplug, sysrq-S)
 it died, after a growing delay, within a restart budget; SIGHUP restarts the worker
 on purpose. Its restart count and last exit are in --status-file.
 
-Needs a kernel with sched_ext (CONFIG_SCHED_CLASS_EXT=y) and root (CAP_SYS_ADMIN,
-CAP_BPF, CAP_PERFMON)."""
+Needs Linux 6.14 or later with sched_ext (CONFIG_SCHED_CLASS_EXT=y), and root with
+CAP_BPF and CAP_PERFMON (or CAP_SYS_ADMIN)."""
 
 EPILOG = """\
 exit status: 0 stopped on request; 2 bad arguments; 69 cannot start (no sched_ext,

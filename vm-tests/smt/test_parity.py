@@ -71,7 +71,15 @@ def test_select_cpu_picks_only_cpus_the_task_may_use(partial_scheduler):
     finally:
         pinned.kill()
         pinned.wait()
-    assert sched.select_cpu(pinned.pid, 0) == -3   # -ESRCH: no such task
+
+
+def test_select_cpu_answers_minus_one_for_a_task_that_is_gone(partial_scheduler):
+    sched, topo = partial_scheduler
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    # The BPF program answers -ESRCH; the policy API promises -1.
+    assert sched.select_cpu(gone.pid, 0) == -1
+    assert sched.select_cpus([Task(gone.pid, 0), Task(gone.pid, 1)]) == [-1, -1]
 
 
 def test_batched_select_cpu_gives_distinct_idle_cpus(partial_scheduler):
