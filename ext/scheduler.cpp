@@ -279,18 +279,18 @@ void Scheduler::load(const Options &options) {
     skel_->bss->nr_online_cpus = static_cast<uint64_t>(sysconf(_SC_NPROCESSORS_ONLN));
 }
 
-// Run a syscall program (arguments and results travel through .bss); its return value.
-int Scheduler::run_syscall_prog(struct bpf_program *prog) {
+// Run a syscall program: the caller has written its arguments into .bss, and its
+// results come back there. A failed run, or a non-zero return (-errno), throws
+// Error("<what>: <the errno's text>").
+void Scheduler::run_syscall_prog(struct bpf_program *prog, std::string_view what) {
     LIBBPF_OPTS(bpf_test_run_opts, opts);
-    if (bpf_prog_test_run_opts(bpf_program__fd(prog), &opts) != 0)
-        return -errno;
-    return static_cast<int>(opts.retval);
+    int err = bpf_prog_test_run_opts(bpf_program__fd(prog), &opts) != 0 ? -errno : static_cast<int>(opts.retval);
+    if (err)
+        throw Error(std::string(what) + ": " + errno_text(err));
 }
 
 void Scheduler::register_worker() {
-    int err = run_syscall_prog(skel_->progs.register_worker);
-    if (err)
-        throw Error("cannot register the worker with the BPF side: " + errno_text(err));
+    run_syscall_prog(skel_->progs.register_worker, "cannot register the worker with the BPF side");
 }
 
 void Scheduler::init_domains(const Options &options) {
@@ -299,10 +299,8 @@ void Scheduler::init_domains(const Options &options) {
             skel_->bss->domain_level = level;
             skel_->bss->domain_cpu = cpu;
             skel_->bss->domain_sibling = sibling;
-            int err = run_syscall_prog(skel_->progs.enable_sibling_cpu);
-            if (err)
-                throw Error("cannot set up the cache domain " + std::to_string(level) + " of CPU " +
-                            std::to_string(cpu) + ": " + errno_text(err));
+            run_syscall_prog(skel_->progs.enable_sibling_cpu, "cannot set up the cache domain " +
+                             std::to_string(level) + " of CPU " + std::to_string(cpu));
         }
     }
 }
@@ -326,9 +324,7 @@ void Scheduler::select_cpus(std::span<const std::pair<int32_t, int32_t>> tasks, 
             bss->select_reqs[i].cpu = -1;
         }
         bss->nr_select_reqs = static_cast<uint32_t>(n);
-        int err = run_syscall_prog(skel_->progs.select_cpus);
-        if (err)
-            throw Error("select_cpus failed: " + errno_text(err));
+        run_syscall_prog(skel_->progs.select_cpus, "select_cpus failed");
         // The program answers -ESRCH for a task that is gone: for the caller that
         // is "no idle CPU" too, so every negative answer becomes -1.
         for (size_t i = 0; i < n; i++)
@@ -341,9 +337,7 @@ std::vector<int> Scheduler::read_domain(int level, int cpu) {
     require_open();
     skel_->bss->domain_level = level;
     skel_->bss->domain_cpu = cpu;
-    int err = run_syscall_prog(skel_->progs.read_domain);
-    if (err)
-        throw Error("read_domain failed: " + errno_text(err));
+    run_syscall_prog(skel_->progs.read_domain, "read_domain failed");
     std::vector<int> cpus;
     for (int c = 0; c < MAX_CPUS; c++)
         if (skel_->bss->domain_bits[c / 64] & (1ULL << (c % 64)))

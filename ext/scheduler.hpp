@@ -19,6 +19,7 @@
 #include <span>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <tuple>
 #include <utility>
 #include <vector>
@@ -127,7 +128,7 @@ private:
     void load(const Options &options);
     void register_worker();
     void init_domains(const Options &options);
-    int run_syscall_prog(struct bpf_program *prog);
+    void run_syscall_prog(struct bpf_program *prog, std::string_view what);
     void create_rings();
     void attach();
     // Throws Error("the scheduler is closed") once close() has freed the BPF side.
