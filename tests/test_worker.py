@@ -14,8 +14,8 @@ from scx_pyland.exits import WorkerStatus
 from scx_pyland.policies.fifo import FifoPolicy
 from scx_pyland.policies.rustland import RustlandPolicy
 from scx_pyland.policy import Policy, PolicyConfig
+from scx_pyland.records import dispatched_records, queued_bytes
 from scx_pyland.worker import Worker, WorkerOptions
-from records import dispatched_records, queued_bytes
 
 CONFIG = PolicyConfig(nr_cpus=2)
 # The BPF side's counters, each with a value of its own, so a statistic published
