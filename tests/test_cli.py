@@ -27,8 +27,9 @@ def test_help_explains_every_option():
 
 
 def test_version():
+    from test_packaging import meson_version
     out = scx_pyland("--version")
-    assert (out.returncode, out.stdout.strip()) == (0, "scx_pyland 0.1.0")
+    assert (out.returncode, out.stdout.strip()) == (0, f"scx_pyland {meson_version()}")
 
 
 @pytest.mark.parametrize("args, message", [
