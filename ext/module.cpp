@@ -130,7 +130,8 @@ NB_MODULE(_bpf, m) {
 
     nb::class_<PyScheduler>(m, "Scheduler",
                             "The attached BPF scheduler. Creating it loads and attaches; close() "
-                            "(or leaving a with block, or garbage collection) detaches.")
+                            "(or leaving a with block, or garbage collection) detaches. After close(), "
+                            "every call that needs the BPF side raises Error('the scheduler is closed').")
         .def("__init__",
              [](PyScheduler *s, uint64_t slice_ns, uint32_t timeout_ms, uint32_t exit_dump_len, bool partial,
                 bool verbose, std::string name, bool smt_enabled, bool direct_dispatch,
@@ -228,6 +229,9 @@ NB_MODULE(_bpf, m) {
               return nb::bytes(s.data(), s.size());
           },
           "tasks"_a, "Encode queued tasks back into their ring buffer bytes (for --record).");
+    m.def("missing_kfuncs", &missing_kfuncs,
+          "The kfuncs the BPF scheduler needs that this kernel lacks, as (name, Linux release that "
+          "added it); empty if it has them all.");
     m.def("guard_memory", &guard_memory,
           "Lock memory, disable THP and malloc trimming for this process; returns warnings.");
     m.def("kernel_enum_value", &kernel_enum_value, "enum_name"_a, "value_name"_a,

@@ -34,6 +34,23 @@ namespace {
 
 constexpr const char *kSchedExt = "/sys/kernel/sched_ext";
 
+// The oldest Linux the BPF object loads on, and why: the newest of the kfuncs
+// bpf/compat.bpf.h declares without a fallback, each with the release that added
+// it. 6.12 has sched_ext but neither (nor scx_bpf_dsq_insert and friends, renamed
+// from scx_bpf_dispatch* in 6.13; their later variants make them unfit to check by
+// name). The oldest kernel tested is 6.16.
+constexpr const char *kMinLinux = "6.14";
+constexpr std::pair<const char *, const char *> kRequiredKfuncs[] = {
+    {"scx_bpf_dsq_move", "6.13"},  // renamed from scx_bpf_dispatch_from_dsq
+    {"scx_bpf_now", "6.14"},
+};
+
+// What a user without the privileges needs (the kernel's rules: bpf_capable() is
+// CAP_BPF or CAP_SYS_ADMIN, perfmon_capable() CAP_PERFMON or CAP_SYS_ADMIN).
+constexpr const char *kPrivilegesNeeded =
+    "scx_pyland needs root with CAP_BPF and CAP_PERFMON (or CAP_SYS_ADMIN); in a container: "
+    "--privileged, or the capabilities in README.md";
+
 // libbpf's messages: kept (the tail) for error reports, printed only with verbose.
 std::string libbpf_log;
 bool libbpf_verbose = false;
@@ -132,15 +149,35 @@ std::optional<uint64_t> effective_capabilities() {
 
 }  // namespace
 
+std::vector<std::pair<std::string, std::string>> missing_kfuncs() {
+    std::vector<std::pair<std::string, std::string>> missing;
+    struct btf *btf = btf__load_vmlinux_btf();
+    if (!btf)
+        return missing;  // no BTF to tell: the load will say what is wrong
+    for (const auto &[kfunc, since] : kRequiredKfuncs)
+        if (btf__find_by_name_kind(btf, kfunc, BTF_KIND_FUNC) < 0)
+            missing.emplace_back(kfunc, since);
+    btf__free(btf);
+    return missing;
+}
+
 void check_environment() {
     if (access(kSchedExt, F_OK) != 0)
         throw SchedExtUnavailable("this kernel (" + kernel_release() +
                                   ") has no sched_ext: /sys/kernel/sched_ext is missing; it needs "
-                                  "CONFIG_SCHED_CLASS_EXT=y (Linux 6.12 or later)");
+                                  "CONFIG_SCHED_CLASS_EXT=y (Linux " + kMinLinux + " or later)");
     if (access("/sys/kernel/btf/vmlinux", R_OK) != 0)
         throw SchedExtUnavailable("this kernel (" + kernel_release() +
                                   ") exposes no BTF (/sys/kernel/btf/vmlinux); it needs "
                                   "CONFIG_DEBUG_INFO_BTF=y");
+    auto missing = missing_kfuncs();
+    if (!missing.empty()) {
+        std::string names;
+        for (const auto &[kfunc, since] : missing)
+            names += (names.empty() ? "" : ", ") + kfunc + " (Linux " + since + ")";
+        throw SchedExtUnavailable("this kernel (" + kernel_release() + ") is too old for scx_pyland: it lacks " +
+                                  names + "; scx_pyland needs Linux " + kMinLinux + " or later");
+    }
     auto state = read_text(std::string(kSchedExt) + "/state").value_or("unknown");
     if (state != "disabled") {
         auto ops = read_text(std::string(kSchedExt) + "/root/ops").value_or("unknown");
@@ -154,30 +191,27 @@ void check_environment() {
     constexpr int kCapSysAdmin = 21, kCapPerfmon = 38, kCapBpf = 39;
     if (auto caps = effective_capabilities()) {
         auto has = [&](int cap) { return (*caps >> cap) & 1; };
-        std::string missing;
+        std::string lacking;
         if (!has(kCapBpf) && !has(kCapSysAdmin))
-            missing += " CAP_BPF";
+            lacking += " CAP_BPF";
         if (!has(kCapPerfmon) && !has(kCapSysAdmin))
-            missing += " CAP_PERFMON";
-        if (!missing.empty())
-            throw NotPrivileged("scx_pyland lacks" + missing + ": it needs root with CAP_BPF and CAP_PERFMON "
-                                "(or CAP_SYS_ADMIN); in a container: --privileged, or the capabilities "
-                                "in README.md");
+            lacking += " CAP_PERFMON";
+        if (!lacking.empty())
+            throw NotPrivileged("scx_pyland lacks" + lacking + ": " + kPrivilegesNeeded);
     }
     // Can this process use bpf() at all (seccomp, an LSM)?
     int fd = bpf_map_create(BPF_MAP_TYPE_ARRAY, "pyland_probe", 4, 4, 1, nullptr);
     if (fd >= 0) {
         ::close(fd);
     } else if (errno == EPERM || errno == EACCES) {
-        throw NotPrivileged("the kernel refused bpf() (" + errno_text(errno) +
-                            "): scx_pyland needs root with CAP_BPF and CAP_PERFMON (or CAP_SYS_ADMIN) "
-                            "(in a container: --privileged, or the capabilities in README.md)");
+        throw NotPrivileged("the kernel refused bpf() (" + errno_text(errno) + "): " + kPrivilegesNeeded);
     }
 }
 
 void Scheduler::SkelDeleter::operator()(pyland_bpf *skel) const { pyland_bpf__destroy(skel); }
 void Scheduler::RingDeleter::operator()(ring_buffer *rb) const { ring_buffer__free(rb); }
 void Scheduler::UserRingDeleter::operator()(user_ring_buffer *rb) const { user_ring_buffer__free(rb); }
+void Scheduler::LinkDeleter::operator()(bpf_link *link) const { bpf_link__destroy(link); }
 
 Scheduler::Scheduler(const Options &options) {
     libbpf_verbose = options.verbose;
@@ -186,22 +220,10 @@ Scheduler::Scheduler(const Options &options) {
     load(options);
     register_worker();
     init_domains(options);
+    // Attach last: whatever fails before it throws with nothing attached, and once
+    // attached, the rings are there for the worker to read.
+    create_rings();
     attach();
-
-    queued_.reset(ring_buffer__new(bpf_map__fd(skel_->maps.queued), [](void *ctx, void *data, size_t size) {
-        auto *self = static_cast<Scheduler *>(ctx);
-        QueuedTask &task = self->consume_out_->emplace_back();
-        if (!decode_queued({static_cast<const std::byte *>(data), size}, task)) {
-            self->consume_out_->pop_back();
-            return -EINVAL;
-        }
-        return 0;
-    }, this, nullptr));
-    if (!queued_)
-        throw Error("cannot map the ring buffer of queued tasks: " + errno_text(errno));
-    dispatched_.reset(user_ring_buffer__new(bpf_map__fd(skel_->maps.dispatched), nullptr));
-    if (!dispatched_)
-        throw Error("cannot map the user ring buffer of dispatched tasks: " + errno_text(errno));
 }
 
 Scheduler::~Scheduler() { close(); }
@@ -247,9 +269,7 @@ void Scheduler::load(const Options &options) {
     if (err == -EPERM || err == -EACCES) {
         if (libbpf_log.find("BEGIN PROG LOAD LOG") != std::string::npos)
             throw VerifierRejected("the kernel's verifier rejected the BPF scheduler:\n" + verifier_log_tail(25));
-        throw NotPrivileged("the kernel refused to load BPF (" + errno_text(err) +
-                            "): scx_pyland needs root with CAP_SYS_ADMIN, CAP_BPF and CAP_PERFMON "
-                            "(in a container: --privileged, or the capabilities in README.md)");
+        throw NotPrivileged("the kernel refused to load BPF (" + errno_text(err) + "): " + kPrivilegesNeeded);
     }
     if (err) {
         if (libbpf_log.find("BEGIN PROG LOAD LOG") != std::string::npos)
@@ -259,18 +279,18 @@ void Scheduler::load(const Options &options) {
     skel_->bss->nr_online_cpus = static_cast<uint64_t>(sysconf(_SC_NPROCESSORS_ONLN));
 }
 
-// Run a syscall program (arguments and results travel through .bss); its return value.
-int Scheduler::run_syscall_prog(struct bpf_program *prog) {
+// Run a syscall program: the caller has written its arguments into .bss, and its
+// results come back there. A failed run, or a non-zero return (-errno), throws
+// Error("<what>: <the errno's text>").
+void Scheduler::run_syscall_prog(struct bpf_program *prog, std::string_view what) {
     LIBBPF_OPTS(bpf_test_run_opts, opts);
-    if (bpf_prog_test_run_opts(bpf_program__fd(prog), &opts) != 0)
-        return -errno;
-    return static_cast<int>(opts.retval);
+    int err = bpf_prog_test_run_opts(bpf_program__fd(prog), &opts) != 0 ? -errno : static_cast<int>(opts.retval);
+    if (err)
+        throw Error(std::string(what) + ": " + errno_text(err));
 }
 
 void Scheduler::register_worker() {
-    int err = run_syscall_prog(skel_->progs.register_worker);
-    if (err)
-        throw Error("cannot register the worker with the BPF side: " + errno_text(err));
+    run_syscall_prog(skel_->progs.register_worker, "cannot register the worker with the BPF side");
 }
 
 void Scheduler::init_domains(const Options &options) {
@@ -279,15 +299,14 @@ void Scheduler::init_domains(const Options &options) {
             skel_->bss->domain_level = level;
             skel_->bss->domain_cpu = cpu;
             skel_->bss->domain_sibling = sibling;
-            int err = run_syscall_prog(skel_->progs.enable_sibling_cpu);
-            if (err)
-                throw Error("cannot set up the cache domain " + std::to_string(level) + " of CPU " +
-                            std::to_string(cpu) + ": " + errno_text(err));
+            run_syscall_prog(skel_->progs.enable_sibling_cpu, "cannot set up the cache domain " +
+                             std::to_string(level) + " of CPU " + std::to_string(cpu));
         }
     }
 }
 
 void Scheduler::select_cpus(std::span<const std::pair<int32_t, int32_t>> tasks, std::vector<int32_t> &out) {
+    require_open();
     auto *bss = skel_->bss;
     // Every online CPU runs a task (this worker's among them): none is idle, so
     // spare the program run, a system call, and answer -1 for all. Nothing is lost
@@ -305,21 +324,20 @@ void Scheduler::select_cpus(std::span<const std::pair<int32_t, int32_t>> tasks, 
             bss->select_reqs[i].cpu = -1;
         }
         bss->nr_select_reqs = static_cast<uint32_t>(n);
-        int err = run_syscall_prog(skel_->progs.select_cpus);
-        if (err)
-            throw Error("select_cpus failed: " + errno_text(err));
+        run_syscall_prog(skel_->progs.select_cpus, "select_cpus failed");
+        // The program answers -ESRCH for a task that is gone: for the caller that
+        // is "no idle CPU" too, so every negative answer becomes -1.
         for (size_t i = 0; i < n; i++)
-            out.push_back(bss->select_reqs[i].cpu);
+            out.push_back(std::max(bss->select_reqs[i].cpu, -1));
         done += n;
     }
 }
 
 std::vector<int> Scheduler::read_domain(int level, int cpu) {
+    require_open();
     skel_->bss->domain_level = level;
     skel_->bss->domain_cpu = cpu;
-    int err = run_syscall_prog(skel_->progs.read_domain);
-    if (err)
-        throw Error("read_domain failed: " + errno_text(err));
+    run_syscall_prog(skel_->progs.read_domain, "read_domain failed");
     std::vector<int> cpus;
     for (int c = 0; c < MAX_CPUS; c++)
         if (skel_->bss->domain_bits[c / 64] & (1ULL << (c % 64)))
@@ -327,8 +345,25 @@ std::vector<int> Scheduler::read_domain(int level, int cpu) {
     return cpus;
 }
 
+void Scheduler::create_rings() {
+    queued_.reset(ring_buffer__new(bpf_map__fd(skel_->maps.queued), [](void *ctx, void *data, size_t size) {
+        auto *self = static_cast<Scheduler *>(ctx);
+        QueuedTask &task = self->consume_out_->emplace_back();
+        if (!decode_queued({static_cast<const std::byte *>(data), size}, task)) {
+            self->consume_out_->pop_back();
+            return -EINVAL;
+        }
+        return 0;
+    }, this, nullptr));
+    if (!queued_)
+        throw Error("cannot map the ring buffer of queued tasks: " + errno_text(errno));
+    dispatched_.reset(user_ring_buffer__new(bpf_map__fd(skel_->maps.dispatched), nullptr));
+    if (!dispatched_)
+        throw Error("cannot map the user ring buffer of dispatched tasks: " + errno_text(errno));
+}
+
 void Scheduler::attach() {
-    link_ = bpf_map__attach_struct_ops(skel_->maps.pyland_ops);
+    link_.reset(bpf_map__attach_struct_ops(skel_->maps.pyland_ops));
     if (link_)
         return;
     int err = errno;
@@ -340,13 +375,19 @@ void Scheduler::attach() {
         throw SchedulerBusy("another sched_ext scheduler is attached (" + ops + "); stop it first");
     }
     if (err == EPERM || err == EACCES)
-        throw NotPrivileged("the kernel refused to attach the scheduler (" + errno_text(err) +
-                            "): it needs root with CAP_SYS_ADMIN");
+        throw NotPrivileged("the kernel refused to attach the scheduler (" + errno_text(err) + "): " +
+                            kPrivilegesNeeded);
     throw Error("cannot attach the scheduler: " + errno_text(err));
 }
 
+void Scheduler::require_open() const {
+    if (!skel_)
+        throw Error("the scheduler is closed");
+}
+
 size_t Scheduler::dequeue(std::vector<QueuedTask> &out, size_t max) {
-    if (!queued_ || max == 0)
+    require_open();
+    if (max == 0)
         return 0;
     size_t before = out.size();
     consume_out_ = &out;
@@ -361,8 +402,7 @@ size_t Scheduler::dequeue(std::vector<QueuedTask> &out, size_t max) {
 }
 
 size_t Scheduler::dispatch(std::span<const DispatchedTask> tasks) {
-    if (!dispatched_)
-        return 0;
+    require_open();
     size_t sent = 0;
     for (const DispatchedTask &task : tasks) {
         void *slot = user_ring_buffer__reserve(dispatched_.get(), sizeof(task));
@@ -399,6 +439,7 @@ bool Scheduler::exited() const {
 }
 
 uint64_t Scheduler::run_fifo_ceiling(uint64_t duration_ns, uint64_t slice_ns, uint64_t slice_min_ns) {
+    require_open();
     constexpr size_t kBatch = 512;  // as the Python worker's BATCH
     auto now_ns = [] {
         struct timespec ts;
@@ -428,20 +469,16 @@ uint64_t Scheduler::run_fifo_ceiling(uint64_t duration_ns, uint64_t slice_ns, ui
 }
 
 void Scheduler::debug_request_error() {
-    if (skel_)
-        __atomic_store_n(&skel_->bss->debug_error_requested, true, __ATOMIC_RELEASE);
+    require_open();
+    __atomic_store_n(&skel_->bss->debug_error_requested, true, __ATOMIC_RELEASE);
 }
 
 ExitInfo Scheduler::shutdown_and_report() {
-    ExitInfo info;
-    if (!skel_)
-        return info;
+    require_open();
     // Destroying the link unregisters the scheduler; the kernel runs ops.exit
     // before the call returns, so the exit info is complete afterwards.
-    if (link_) {
-        bpf_link__destroy(link_);
-        link_ = nullptr;
-    }
+    link_.reset();
+    ExitInfo info;
     const auto &ei = skel_->bss->exit_info;
     info.kind = __atomic_load_n(&ei.kind, __ATOMIC_ACQUIRE);
     info.exit_code = ei.exit_code;
@@ -452,8 +489,7 @@ ExitInfo Scheduler::shutdown_and_report() {
 }
 
 Counters Scheduler::counters() const {
-    if (!skel_)
-        return {};
+    require_open();
     const auto *bss = skel_->bss;
     auto load = [](const uint64_t &v) { return __atomic_load_n(&v, __ATOMIC_RELAXED); };
     return Counters{
@@ -466,10 +502,7 @@ Counters Scheduler::counters() const {
 std::string Scheduler::ops_name() const { return ops_name_; }
 
 void Scheduler::close() {
-    if (link_) {
-        bpf_link__destroy(link_);
-        link_ = nullptr;
-    }
+    link_.reset();  // detach first, while everything the BPF side uses still exists
     dispatched_.reset();
     queued_.reset();
     skel_.reset();

@@ -2,14 +2,15 @@
 //
 // Scheduler: the whole lifecycle of the BPF half of scx_pyland, in one object.
 //
-//   Scheduler sched(options);          // open, settings, load, register worker, attach
+//   Scheduler sched(options);          // open, settings, load, register worker, rings, attach
 //   sched.dequeue(batch, max);         // tasks that need a CPU (ring buffer `queued`)
 //   sched.dispatch(tasks);             // decisions back (user ring buffer `dispatched`)
 //   sched.notify_complete(nr_pending); // every cycle: say what is left, then yield
 //   sched.exited(); sched.shutdown_and_report();   // the kernel's verdict
 //
 // Destroying the object detaches the scheduler, so a Python exception can never
-// leave it attached.
+// leave it attached. After close() every call that needs the BPF side throws
+// Error("the scheduler is closed"); exited() is true and attached() false.
 #pragma once
 
 #include <cstdint>
@@ -18,6 +19,7 @@
 #include <span>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <tuple>
 #include <utility>
 #include <vector>
@@ -104,8 +106,8 @@ public:
     size_t ceiling_backlog() const { return ceiling_backlog_.size(); }
 
     // Idle CPUs for tasks, nearest to their previous CPU first (the select_cpus
-    // program): one result per (pid, prev_cpu), -1 if none is idle, -ESRCH if the
-    // task is gone. One program run serves up to SELECT_BATCH_MAX tasks; none when
+    // program): one result per (pid, prev_cpu), -1 if none is idle or the task is
+    // gone. One program run serves up to SELECT_BATCH_MAX tasks; none when
     // every online CPU is busy (then all answers are -1).
     void select_cpus(std::span<const std::pair<int32_t, int32_t>> tasks, std::vector<int32_t> &out);
     // The CPUs of `cpu`'s cache domain at `level`, as the BPF side holds them.
@@ -121,17 +123,23 @@ private:
     struct SkelDeleter { void operator()(pyland_bpf *) const; };
     struct RingDeleter { void operator()(ring_buffer *) const; };
     struct UserRingDeleter { void operator()(user_ring_buffer *) const; };
+    struct LinkDeleter { void operator()(bpf_link *) const; };
 
     void load(const Options &options);
     void register_worker();
     void init_domains(const Options &options);
-    int run_syscall_prog(struct bpf_program *prog);
+    void run_syscall_prog(struct bpf_program *prog, std::string_view what);
+    void create_rings();
     void attach();
+    // Throws Error("the scheduler is closed") once close() has freed the BPF side.
+    void require_open() const;
 
+    // Declared in the order of creation: the link (the attachment) is destroyed
+    // first, the skeleton last.
     std::unique_ptr<pyland_bpf, SkelDeleter> skel_;
     std::unique_ptr<ring_buffer, RingDeleter> queued_;
     std::unique_ptr<user_ring_buffer, UserRingDeleter> dispatched_;
-    bpf_link *link_ = nullptr;
+    std::unique_ptr<bpf_link, LinkDeleter> link_;
     std::string ops_name_;
     std::vector<QueuedTask> *consume_out_ = nullptr;  // target of the ring callback
     std::vector<QueuedTask> ceiling_queued_;            // run_fifo_ceiling's buffers
@@ -145,6 +153,10 @@ std::vector<std::string> guard_memory();
 
 // Refuse early, in words, where the kernel or the system is not ready for us.
 void check_environment();
+
+// The kfuncs the BPF object needs that the running kernel's BTF lacks, each with the
+// Linux release that added it (empty when the kernel has them all or no BTF).
+std::vector<std::pair<std::string, std::string>> missing_kfuncs();
 
 // The value of an enumerator in the running kernel's BTF, if it has it.
 std::optional<uint64_t> kernel_enum_value(const std::string &enum_name, const std::string &value_name);

@@ -27,8 +27,9 @@ def test_help_explains_every_option():
 
 
 def test_version():
+    from test_packaging import meson_version
     out = scx_pyland("--version")
-    assert (out.returncode, out.stdout.strip()) == (0, "scx_pyland 0.1.0")
+    assert (out.returncode, out.stdout.strip()) == (0, f"scx_pyland {meson_version()}")
 
 
 @pytest.mark.parametrize("args, message", [
@@ -56,7 +57,15 @@ def test_a_kernel_without_sched_ext_gets_one_clear_line_and_exit_69():
     assert out.returncode == 69
     assert len(errors) == 1
     assert "has no sched_ext" in errors[0] and "CONFIG_SCHED_CLASS_EXT" in errors[0]
+    assert "(Linux 6.14 or later)" in errors[0]
     assert "Traceback" not in out.stderr
+
+
+@pytest.mark.skipif(Path("/sys/kernel/sched_ext").exists() or not Path("/sys/kernel/btf/vmlinux").exists(),
+                    reason="this kernel has sched_ext, or no BTF to read")
+def test_the_kfuncs_a_kernel_without_them_lacks_are_named_with_their_release():
+    from scx_pyland import _bpf
+    assert dict(_bpf.missing_kfuncs()) == {"scx_bpf_dsq_move": "6.13", "scx_bpf_now": "6.14"}
 
 
 def test_help_stats_describes_every_field():

@@ -1,4 +1,4 @@
-from scx_pyland.exits import ExitKind, WorkerStatus, is_error, kind_name
+from scx_pyland.exits import ExitKind, SupervisorStatus, WorkerStatus, is_error, kind_name
 
 
 def test_known_kinds_have_their_kernel_names():
@@ -20,4 +20,11 @@ def test_errors_start_at_0x400():
 
 
 def test_worker_statuses_are_distinct():
-    assert len({s.value for s in WorkerStatus}) == len(WorkerStatus)
+    # __members__, not iteration: iterating an enum skips aliases (two names, one value).
+    members = WorkerStatus.__members__
+    assert len({s.value for s in members.values()}) == len(members)
+
+
+def test_supervisor_statuses_are_distinct():
+    members = SupervisorStatus.__members__
+    assert len({s.value for s in members.values()}) == len(members)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from scx_pyland import _bpf
 from scx_pyland.policies.fifo import FifoPolicy
 from scx_pyland.policy import PolicyConfig
-from records import dispatched_records, queued_bytes
+from scx_pyland.records import dispatched_records, queued_bytes
 
 CONFIG = PolicyConfig(slice_ns=20_000_000, slice_min_ns=1_000_000, nr_cpus=2)
 

@@ -1,6 +1,10 @@
+import importlib.metadata
 import re
 import tomllib
 from pathlib import Path
+
+import scx_pyland
+from scx_pyland import _bpf
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -10,3 +14,23 @@ def test_build_pins_match_the_toolbox_requirements():
     pinned = {line.strip() for line in (ROOT / "requirements-build.txt").read_text().splitlines()
               if re.match(r"^[a-z]", line)}
     assert set(requires) <= pinned
+
+
+def meson_version() -> str:
+    """The project version in meson.build, the one place it is written."""
+    return re.search(r"^\s*version: '([^']+)',", (ROOT / "meson.build").read_text(), re.M).group(1)
+
+
+def test_every_version_is_meson_builds():
+    version = meson_version()
+    assert scx_pyland.__version__ == version
+    assert _bpf.__version__ == version
+    assert importlib.metadata.version("scx_pyland") == version
+    assert tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dynamic"] == ["version"]
+
+
+def test_the_version_is_written_nowhere_else():
+    written = re.compile(r"\b" + re.escape(meson_version()) + r"\b")
+    for name in ("pyproject.toml", "Containerfile", "src/scx_pyland/__init__.py", "scripts/build-image",
+                 "tests/test_cli.py"):
+        assert not written.search((ROOT / name).read_text()), name

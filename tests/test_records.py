@@ -1,5 +1,5 @@
 """The record layouts agree three ways: the BPF object's BTF, the extension as
-compiled, and the byte layout the tests write; and bytes decode through the
+compiled, and the byte layout scx_pyland.records writes; and bytes decode through the
 extension's own decoder."""
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import subprocess
 import pytest
 
 from scx_pyland import _bpf
-from records import (DISPATCHED_FIELDS, DISPATCHED_TASK, QUEUED_FIELDS, QUEUED_TASK,
-                     dispatched_records, queued_bytes)
+from scx_pyland.records import (DISPATCHED_FIELDS, DISPATCHED_TASK, QUEUED_FIELDS, QUEUED_TASK,
+                                dispatched_records, queued_bytes)
 
 
 def btf_structs(tmp_path) -> dict[str, dict[str, tuple[int, int]]]:

@@ -10,8 +10,8 @@ from scx_pyland import _bpf
 from scx_pyland.policies.fifo import FifoPolicy
 from scx_pyland.policies.rustland import RustlandPolicy
 from scx_pyland.policy import PolicyConfig
+from scx_pyland.records import queued_bytes
 from scx_pyland.replay import TraceError, TraceRecorder, read_trace, replay
-from records import queued_bytes
 
 FIXTURE = Path(__file__).resolve().parent / "fixtures" / "stress-cpu-7.3.4.trace"
 CONFIG = PolicyConfig(slice_ns=20_000_000, slice_min_ns=1_000_000, nr_cpus=2)

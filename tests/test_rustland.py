@@ -7,7 +7,7 @@ import pytest
 from scx_pyland import _bpf
 from scx_pyland.policies.rustland import RustlandPolicy
 from scx_pyland.policy import PolicyConfig
-from records import queued_bytes
+from scx_pyland.records import queued_bytes
 
 SLICE_MAX = 20_000_000
 SLICE_MIN = 1_000_000

@@ -31,6 +31,43 @@ def test_the_file_and_its_directory_are_root_only(tmp_path):
     writer.close()
 
 
+def test_an_existing_directory_keeps_its_mode(tmp_path):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir(mode=0o755)
+    os.chmod(run_dir, 0o755)
+    writer = stats.StatsWriter(run_dir / "stats")
+    assert stat.S_IMODE(run_dir.stat().st_mode) == 0o755
+    writer.close()
+
+
+def test_a_read_that_overlaps_a_publish_is_retried(tmp_path, monkeypatch):
+    """The reader copies the data while the writer publishes: the copy mixes the old
+    values with the new ones, but its sequence number (copied first) is even. The
+    reader must notice the sequence moved on and read again."""
+    path = tmp_path / "stats"
+    writer = stats.StatsWriter(path)
+    writer.publish(tuple([1] * len(stats.FIELDS)))
+    real_pread = os.pread
+    torn = []
+
+    def pread_during_a_publish(fd, size, offset):
+        if size != stats.LAYOUT.size or torn:
+            return real_pread(fd, size, offset)
+        old = real_pread(fd, size, offset)
+        writer.publish(tuple([2] * len(stats.FIELDS)))
+        new = real_pread(fd, size, offset)
+        half = stats.VALUES_OFFSET + 8 * (len(stats.FIELDS) // 2)
+        torn.append(old[:stats.VALUES_OFFSET] + new[stats.VALUES_OFFSET:half] + old[half:])
+        return torn[0]
+
+    monkeypatch.setattr(stats.os, "pread", pread_during_a_publish)
+    snap = stats.read_snapshot(path)
+    monkeypatch.undo()
+    writer.close()
+    assert torn, "the reader never read the data"
+    assert set(snap.values.values()) == {2}, snap.values
+
+
 def test_a_missing_file_means_no_scheduler(tmp_path):
     with pytest.raises(stats.NoScheduler, match="no scx_pyland is running"):
         stats.read_snapshot(tmp_path / "stats")

@@ -3,16 +3,26 @@ decoder, and the user ring takes only so many decisions per cycle."""
 
 from __future__ import annotations
 
+import contextlib
+import gc
+from types import SimpleNamespace
+
 import pytest
 
-from scx_pyland import _bpf
+from scx_pyland import _bpf, stats, topology, worker as worker_module
+from scx_pyland.exits import WorkerStatus
 from scx_pyland.policies.fifo import FifoPolicy
 from scx_pyland.policies.rustland import RustlandPolicy
 from scx_pyland.policy import Policy, PolicyConfig
+from scx_pyland.records import dispatched_records, queued_bytes
 from scx_pyland.worker import Worker, WorkerOptions, compaction_off_locked_pages
-from records import dispatched_records, queued_bytes
 
 CONFIG = PolicyConfig(nr_cpus=2)
+# The BPF side's counters, each with a value of its own, so a statistic published
+# under the wrong name shows.
+COUNTERS = {"nr_queued": 11, "nr_scheduled": 12, "nr_running": 13, "nr_online_cpus": 14,
+            "nr_user_dispatches": 15, "nr_kernel_dispatches": 16, "nr_cancel_dispatches": 17,
+            "nr_bounce_dispatches": 18, "nr_failed_dispatches": 19, "nr_sched_congested": 20}
 
 
 class FakeScheduler:
@@ -24,6 +34,7 @@ class FakeScheduler:
         self.cycles = cycles
         self.sent: list[dict] = []
         self.pending_reports: list[int] = []
+        self.ceiling_backlog = 0
 
     def dequeue(self, max):
         return _bpf.decode_queued(self.batches.pop(0)) if self.batches else []
@@ -42,16 +53,11 @@ class FakeScheduler:
         return self.cycles <= 0
 
     def counters(self):
-        return None
+        return SimpleNamespace(**COUNTERS)
 
 
-class NoStats(Worker):
-    def publish_stats(self, sched) -> None:
-        pass
-
-
-def run(policy: Policy, sched: FakeScheduler) -> Worker:
-    worker = NoStats(policy, WorkerOptions())
+def run(policy: Policy, sched: FakeScheduler, worker: Worker | None = None) -> Worker:
+    worker = worker or Worker(policy, WorkerOptions())
     worker.loop(sched)
     return worker
 
@@ -100,3 +106,107 @@ def test_under_the_supervisor_the_worker_leaves_the_restore_to_it(tmp_path):
     with compaction_off_locked_pages(sysctl, restore=False):
         pass
     assert sysctl.read_text() == "0"
+
+
+def test_each_statistic_is_published_under_its_own_name(tmp_path):
+    policy = FifoPolicy(CONFIG)
+    worker = Worker(policy, WorkerOptions())
+    worker.stats = stats.StatsWriter(tmp_path / "stats")
+    try:
+        run(policy, FakeScheduler([[1, 2, 3, 4, 5]], room=2, cycles=2), worker)
+        published = stats.read_snapshot(tmp_path / "stats").values
+    finally:
+        worker.stats.close()
+    from_counters = {name: published[name] for name in COUNTERS if name in published}
+    assert from_counters == {name: COUNTERS[name] for name in from_counters}
+    assert len(from_counters) == 9      # every BPF counter stats.FIELDS shows
+    assert published["nr_policy_dispatches"] == worker.nr_dispatched == 4
+    assert published["nr_pending"] == 1     # the decision the full ring refused
+
+
+# -- start-up and the transport, with the BPF side stubbed out ------------------------
+
+class AttachedFake(FakeScheduler):
+    """The extension's Scheduler as attach_and_run uses it."""
+
+    ops_name = "pyland_fake"
+    closed = False
+
+    def __init__(self, **options) -> None:
+        super().__init__([[1, 2]], room=10, cycles=3)
+
+    def select_cpus(self, tasks):
+        return [-1] * len(tasks)
+
+    def shutdown_and_report(self):
+        return SimpleNamespace(kind=0x40, exit_code=0, reason="unregistered from user space", msg="", dump="")
+
+    def close(self):
+        self.closed = True
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+@pytest.fixture
+def no_kernel(monkeypatch, tmp_path):
+    """Everything run_attached touches outside the loop, stubbed: no BPF, no sysctl,
+    no signal handlers left behind; the statistics go to tmp_path."""
+    monkeypatch.setattr(worker_module._bpf, "check_environment", lambda: None)
+    monkeypatch.setattr(worker_module._bpf, "guard_memory", lambda: [])
+    monkeypatch.setattr(worker_module, "compaction_off_locked_pages", lambda *args, **kwargs: contextlib.nullcontext())
+    monkeypatch.setattr(worker_module.signal, "signal", lambda *args: None)
+    monkeypatch.setattr(worker_module._bpf, "Scheduler", AttachedFake)
+    monkeypatch.setattr(worker_module.topology, "read_topology",
+                        lambda: topology.Topology(online=[0, 1], core_siblings={0: [0], 1: [1]}))
+    yield WorkerOptions(stats_path=tmp_path / "stats")
+    gc.enable()
+    gc.unfreeze()
+
+
+def error_lines(err: str) -> list[str]:
+    return [line for line in err.splitlines() if "error" in line.lower() or "Traceback" in line]
+
+
+def test_an_unreadable_topology_is_a_start_up_failure(no_kernel, monkeypatch, capfd):
+    def unreadable():
+        raise PermissionError(13, "Permission denied", "/sys/devices/system/cpu/online")
+    monkeypatch.setattr(worker_module.topology, "read_topology", unreadable)
+    status = Worker(FifoPolicy(CONFIG), no_kernel).run_attached()
+    assert status == WorkerStatus.CANNOT_START
+    assert error_lines(capfd.readouterr().err) == [
+        "scx_pyland: error: cannot read the CPU topology: Permission denied (/sys/devices/system/cpu/online)"]
+
+
+def test_partial_without_sched_ext_for_the_worker_is_a_start_up_failure(no_kernel, monkeypatch, capfd):
+    def refused(pid, policy, param):
+        raise OSError(22, "Invalid argument")
+    monkeypatch.setattr(worker_module.os, "sched_setscheduler", refused)
+    no_kernel.partial = True
+    status = Worker(FifoPolicy(CONFIG), no_kernel).run_attached()
+    assert status == WorkerStatus.CANNOT_START
+    assert error_lines(capfd.readouterr().err) == [
+        "scx_pyland: error: --partial: cannot make the worker a SCHED_EXT task: Invalid argument"]
+
+
+def test_a_failed_ring_read_is_a_transport_failure_not_the_policy_s(no_kernel, monkeypatch, capfd):
+    def broken_ring(self, max):
+        raise _bpf.Error("reading the ring buffer of queued tasks failed: Bad address")
+    monkeypatch.setattr(AttachedFake, "dequeue", broken_ring)
+    worker = Worker(FifoPolicy(CONFIG), no_kernel)
+    status = worker.run_attached()
+    assert status == WorkerStatus.TRANSPORT_FAILED
+    assert error_lines(capfd.readouterr().err) == [
+        "scx_pyland: error: the transport to the BPF side failed: reading the ring buffer of queued "
+        "tasks failed: Bad address; the scheduler is detached"]
+    assert "policy" not in worker.exit_fields["error"]
+
+
+def test_a_stubbed_run_attaches_and_stops(no_kernel, capfd):
+    """The stubs above are enough for a whole run: the failures are the tests' own."""
+    status = Worker(FifoPolicy(CONFIG), no_kernel).run_attached()
+    assert status == WorkerStatus.STOPPED
+    assert error_lines(capfd.readouterr().err) == []

@@ -15,14 +15,11 @@ from pathlib import Path
 
 import pytest
 
-STATE = Path("/sys/kernel/sched_ext/state")
+from scx_pyland.files import sched_ext_ops, sched_ext_state  # noqa: F401 (the tests import them from here)
+
 HERE = Path(__file__).resolve().parent
 # The selftest holds a deliberately failing test: run only on purpose.
 collect_ignore = ["selftest", "smt"]
-
-
-def sched_ext_state() -> str:
-    return STATE.read_text().strip()
 
 
 def wait_for_state(want: str, timeout: float) -> bool:

@@ -15,7 +15,8 @@ import subprocess
 import sys
 import time
 
-STATE = "/sys/kernel/sched_ext/state"
+from scx_pyland.files import sched_ext_state
+
 
 
 def read(path: str) -> str:
@@ -29,7 +30,7 @@ def read(path: str) -> str:
 def snapshot(pid: int) -> dict[str, str]:
     status = read(f"/proc/{pid}/status")
     return {
-        "sched_ext_state": read(STATE),
+        "sched_ext_state": sched_ext_state(),
         "worker_state": next((l for l in status.splitlines() if l.startswith("State:")), status),
         "worker_wchan": read(f"/proc/{pid}/wchan"),
         "worker_stack": read(f"/proc/{pid}/stack"),
@@ -48,7 +49,7 @@ def main() -> None:
     pid = started
     seen_enabled = False
     while True:
-        state = read(STATE)
+        state = sched_ext_state()
         if state == "enabled":
             pid = worker_of(started)
         seen_enabled |= state == "enabled"

@@ -17,14 +17,13 @@ from pathlib import Path
 
 import pytest
 
-from conftest import record_result, sched_ext_state, wait_for_state
+from conftest import record_result, sched_ext_ops, sched_ext_state, wait_for_state
 
 ARCHIVE = Path(os.environ.get("SCX_PYLAND_IMAGE_ARCHIVE", "/var/lib/scx_pyland-images/scx_pyland.tar.zst"))
 IMAGE = os.environ.get("SCX_PYLAND_IMAGE", "localhost/scx_pyland:latest")
 DATA = Path("/tmp/scx_pyland-ctr")
 RUN = Path("/run/scx_pyland-dockerd")
 SOCKET = f"unix://{RUN}/docker.sock"
-OPS = Path("/sys/kernel/sched_ext/root/ops")
 
 # The least privilege that attaches (README.md, "In a container"): keep both equal.
 LEAST_PRIVILEGE = ["--cap-add", "BPF", "--cap-add", "PERFMON", "--ulimit", "memlock=-1"]
@@ -135,12 +134,12 @@ def attach_work_stop(docker: Docker, flags: list[str], tmp_path: Path, label: st
                 pytest.fail(f"not attached within 240 s (state {sched_ext_state()}):\n{logs(docker, 'scx')}")
             time.sleep(0.2)
         attached = time.monotonic()
-        assert OPS.read_text().strip().startswith("pyland"), OPS.read_text()
+        assert sched_ext_ops().startswith("pyland"), sched_ext_ops()
         stress = subprocess.run(["stress-ng", "--cpu", str(2 * os.cpu_count()), "--sock", "1", "-t", "15s"],
                                 capture_output=True, text=True, timeout=600, cwd=tmp_path)
         assert stress.returncode == 0, stress.stderr
         assert sched_ext_state() == "enabled", f"detached under the workload:\n{logs(docker, 'scx')}"
-        assert OPS.read_text().strip().startswith("pyland")
+        assert sched_ext_ops().startswith("pyland")
 
         stop_started = time.monotonic()
         docker("stop", "-t", str(STOP_TIMEOUT_S), "scx", timeout=STOP_TIMEOUT_S + 120)
@@ -200,7 +199,7 @@ def test_killed_worker_is_restarted_inside_the_container(docker):
         os.kill(workers[0], 9)
         assert wait_for_state("disabled", 30), "the scheduler stayed attached after its worker was killed"
         assert wait_for_state("enabled", 240), f"not attached again\n{logs(docker, 'scx')}"
-        assert OPS.read_text().strip().startswith("pyland")
+        assert sched_ext_ops().startswith("pyland")
         state = docker("inspect", "-f", "{{.State.Running}} {{.RestartCount}}", "scx").stdout.split()
         assert state == ["true", "0"], state
         assert workers[0] not in descendants(supervisor)

@@ -17,9 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPORT, record_result, sched_ext_state, wait_for_state
+from conftest import REPORT, record_result, sched_ext_ops, sched_ext_state, wait_for_state
 
-ROOT_OPS = Path("/sys/kernel/sched_ext/root/ops")
 CPU1_ONLINE = Path("/sys/devices/system/cpu/cpu1/online")
 ECODE_ACT_RESTART = 1 << 48
 COMPACT_UNEVICTABLE = Path("/proc/sys/vm/compact_unevictable_allowed")
@@ -64,7 +63,7 @@ def wait_reattached(run, restarts: int, since: float, timeout: float = 240) -> f
         if run.proc.poll() is not None:
             pytest.fail(f"the supervisor exited ({run.proc.returncode})\n{run.diagnosis()}")
         if (status.get("restarts", 0) >= restarts and status.get("worker_pid") not in (None, old_worker)
-                and sched_ext_state() == "enabled" and ROOT_OPS.read_text().startswith("pyland")):
+                and sched_ext_state() == "enabled" and sched_ext_ops().startswith("pyland")):
             return time.monotonic() - since
         time.sleep(0.1)
     pytest.fail(f"no worker re-attached within {timeout} s (status {run.status()})\n{run.diagnosis()}")

@@ -1,3 +1,3 @@
 """scx_pyland: a Linux sched_ext CPU scheduler whose policy is written in Python."""
 
-__version__ = "0.1.0"
+from scx_pyland._version import __version__

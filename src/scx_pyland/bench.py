@@ -6,14 +6,12 @@ from __future__ import annotations
 
 import argparse
 import platform
-import struct
 import time
 
 from scx_pyland import _bpf
 from scx_pyland.policies import BUILTIN
 from scx_pyland.policy import PolicyConfig
-
-QUEUED = struct.Struct("<iiQQQQQQQQ16s")
+from scx_pyland.records import queued_bytes
 
 
 def synthetic_records(n: int, start_pid: int) -> bytes:
@@ -21,9 +19,10 @@ def synthetic_records(n: int, start_pid: int) -> bytes:
     out = bytearray()
     for i in range(n):
         pid = start_pid + i
-        out += QUEUED.pack(pid, i % 2, 2, 0, 1_000_000 * i, 1_000_000 * i + 250_000 * (i % 7),
-                           100_000 * (i % 13), 100 if i % 5 else 200, 0 if i % 3 == 0 else 5_000_000 + i,
-                           1, b"bench")
+        out += queued_bytes(pid, cpu=i % 2, nr_cpus_allowed=2, flags=0, start_ts=1_000_000 * i,
+                            stop_ts=1_000_000 * i + 250_000 * (i % 7), exec_runtime=100_000 * (i % 13),
+                            weight=100 if i % 5 else 200, vtime=0 if i % 3 == 0 else 5_000_000 + i,
+                            enq_cnt=1, comm="bench")
     return bytes(out)
 
 

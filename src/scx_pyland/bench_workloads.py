@@ -32,8 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from scx_pyland import stats
-
-SCHED_EXT = Path("/sys/kernel/sched_ext")
+from scx_pyland.files import SCHED_EXT, enable_seq, sched_ext_ops, sched_ext_state, write_json_atomic
 OUTPUT_KEPT = 800   # the end of each workload's output, kept with its result
 FORMAT = 1   # of the results file
 
@@ -183,12 +182,7 @@ class Results:
         self.save()
 
     def save(self) -> None:
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".results.")
-        with os.fdopen(fd, "w") as f:
-            json.dump(self.data, f, indent=1)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self.path)
+        write_json_atomic(self.path, self.data, indent=1, durable=True)
 
 
 SETUP_KEYS = ("kernel", "cpus", "mode", "rounds")
@@ -232,21 +226,6 @@ def stop(proc: subprocess.Popen, sig: int = signal.SIGINT, timeout: float = 30) 
         except ProcessLookupError:
             pass
     return proc.wait()
-
-
-def sched_ext_state() -> str:
-    return (SCHED_EXT / "state").read_text().strip()
-
-
-def sched_ext_ops() -> str:
-    try:
-        return (SCHED_EXT / "root" / "ops").read_text().strip()
-    except OSError:
-        return ""
-
-
-def enable_seq() -> int:
-    return int((SCHED_EXT / "enable_seq").read_text())
 
 
 class AttachedScheduler:

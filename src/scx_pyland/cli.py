@@ -24,16 +24,17 @@ new one when the kernel unregistered it (stall, BPF error, CPU hotplug, sysrq-S)
 it died, after a growing delay, within a restart budget; SIGHUP restarts the worker
 on purpose. Its restart count and last exit are in --status-file.
 
-Needs a kernel with sched_ext (CONFIG_SCHED_CLASS_EXT=y) and root (CAP_SYS_ADMIN,
-CAP_BPF, CAP_PERFMON)."""
+Needs Linux 6.14 or later with sched_ext (CONFIG_SCHED_CLASS_EXT=y), and root with
+CAP_BPF and CAP_PERFMON (or CAP_SYS_ADMIN)."""
 
 EPILOG = """\
 exit status: 0 stopped on request; 2 bad arguments; 69 cannot start (no sched_ext,
 not privileged, another scheduler attached, verifier rejection), not retried;
 71 the supervisor gave up: more than --max-restarts restarts within --restart-window
 (the message names the last exit); 72 sysrq-S with --sysrq-final.
-With --no-supervisor also: 70 the policy raised an exception; 75 the kernel
-unregistered the scheduler (stall, error, sysrq-S, CPU hotplug)."""
+With --no-supervisor also: 70 the policy raised an exception; 74 reading or writing
+the rings to the BPF side failed; 75 the kernel unregistered the scheduler (stall,
+error, sysrq-S, CPU hotplug)."""
 
 
 def _number(text: str, convert: type, noun: str):

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import enum
 import json
-import os
+
+from scx_pyland.files import write_json_atomic
 
 
 class ExitKind(enum.IntEnum):
@@ -46,6 +47,7 @@ class WorkerStatus(enum.IntEnum):
     USAGE = 2          # bad command line
     CANNOT_START = 69  # no sched_ext, no privilege, busy, verifier: retrying will not help
     POLICY_FAILED = 70  # the policy raised an exception
+    TRANSPORT_FAILED = 74  # reading or writing the rings to the BPF side failed (EX_IOERR)
     KERNEL_EXIT = 75   # the kernel unregistered the scheduler (UEI exit): restartable
 
 
@@ -60,13 +62,9 @@ class SupervisorStatus(enum.IntEnum):
 
 
 def write_exit_info(path: str, **fields: object) -> None:
-    """Write the worker's exit info as JSON for the supervisor: to a temporary file
-    first, then renamed, so the supervisor never reads half of it."""
-    tmp = f"{path}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        json.dump(fields, f)
-    os.replace(tmp, path)
+    """Write the worker's exit info as JSON for the supervisor, atomically: the
+    supervisor never reads half of it."""
+    write_json_atomic(path, fields)
 
 
 def read_exit_info(path: str) -> dict:

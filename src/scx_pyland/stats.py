@@ -62,8 +62,12 @@ class StatsWriter:
     """The worker's side: one mmap, rewritten in place; no allocation per publish."""
 
     def __init__(self, path: Path = DEFAULT_PATH) -> None:
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        os.chmod(path.parent, 0o700)
+        try:
+            path.parent.mkdir(mode=0o700, parents=True)
+        except FileExistsError:
+            pass    # someone else's directory (SCX_PYLAND_RUN_DIR may name any): leave its mode
+        else:
+            os.chmod(path.parent, 0o700)    # mkdir's mode is subject to the umask
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
             os.ftruncate(fd, LAYOUT.size)
@@ -102,25 +106,38 @@ class NoScheduler(Exception):
 
 
 def read_snapshot(path: Path = DEFAULT_PATH) -> Snapshot:
+    """The statistics as of the writer's last complete publish. The read is a seqlock's:
+    the sequence number must be even (no publish under way) before the data is read
+    and unchanged after, or the data may mix two publishes; then it is read again."""
     try:
-        data = path.read_bytes()
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except FileNotFoundError:
         raise NoScheduler(f"no scx_pyland is running (no statistics at {path})") from None
     except PermissionError:
         raise NoScheduler(f"cannot read {path}: statistics are readable by root only") from None
-    for _ in range(100):
-        if len(data) != LAYOUT.size:
-            break
-        magic, version, pid, seq, time_ns, *values = LAYOUT.unpack(data)
-        if magic != MAGIC or version != VERSION:
-            break
-        if not os.path.exists(f"/proc/{pid}"):
-            raise NoScheduler(f"no scx_pyland is running (the writer of {path}, pid {pid}, is gone)")
-        if seq % 2 == 0:
-            return Snapshot(pid, time_ns, dict(zip(FIELD_NAMES, values)))
-        time.sleep(0.001)
-        data = path.read_bytes()
+    try:
+        for _ in range(100):
+            seq = _read_seq(fd)
+            data = os.pread(fd, LAYOUT.size, 0)
+            if len(data) != LAYOUT.size:
+                break
+            magic, version, pid, _, time_ns, *values = LAYOUT.unpack(data)
+            if magic != MAGIC or version != VERSION:
+                break
+            if not os.path.exists(f"/proc/{pid}"):
+                raise NoScheduler(f"no scx_pyland is running (the writer of {path}, pid {pid}, is gone)")
+            if seq % 2 == 0 and _read_seq(fd) == seq:
+                return Snapshot(pid, time_ns, dict(zip(FIELD_NAMES, values)))
+            time.sleep(0.001)
+    finally:
+        os.close(fd)
     raise NoScheduler(f"{path} does not hold scx_pyland statistics")
+
+
+def _read_seq(fd: int) -> int:
+    """The writer's sequence number: odd while it writes (-1 if the file is too short)."""
+    data = os.pread(fd, 8, SEQ_OFFSET)
+    return struct.unpack("<Q", data)[0] if len(data) == 8 else -1
 
 
 def format_line(prev: Snapshot | None, cur: Snapshot) -> str:

@@ -39,11 +39,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from scx_pyland import compaction, logs
+from scx_pyland import compaction, files, logs
 from scx_pyland.exits import (ECODE_ACT_RESTART, ExitKind, SupervisorStatus, WorkerStatus, kind_name,
                               read_exit_info)
-
-SCHED_EXT = Path("/sys/kernel/sched_ext")
 STATUS_FILE = Path(os.environ.get("SCX_PYLAND_RUN_DIR", "/run/scx_pyland")) / "supervisor.json"
 # How long a worker's process group may take to vanish after SIGKILL.
 GROUP_KILL_TIMEOUT_S = 10.0
@@ -62,7 +60,7 @@ class SupervisorOptions:
     disabled_timeout: float = 60.0   # wait this long for state `disabled` before a start
     poll_interval: float = 0.5       # how often the sched_ext state is read
     status_file: Path | None = STATUS_FILE
-    sched_ext_dir: Path = SCHED_EXT
+    sched_ext_dir: Path = files.SCHED_EXT
     # Workers set it to 0; its value before the first is restored after the last.
     compaction_sysctl: Path | None = compaction.SYSCTL
 
@@ -122,6 +120,8 @@ def classify(ended: WorkerExit, sysrq_final: bool = False) -> Verdict:
         return Verdict(True, f"the kernel unregistered the scheduler: {reason}")
     if rc == WorkerStatus.POLICY_FAILED:
         return Verdict(True, f"the policy failed: {info.get('error', 'see the traceback above')}")
+    if rc == WorkerStatus.TRANSPORT_FAILED:
+        return Verdict(True, info.get("error", "the transport to the BPF side failed"))
     return Verdict(True, f"the worker exited with status {rc}")
 
 
@@ -393,17 +393,10 @@ class Supervisor:
     # -- the kernel's state and ours -----------------------------------------------------
 
     def sched_ext_state(self) -> str | None:
-        try:
-            return (self.options.sched_ext_dir / "state").read_text().strip()
-        except OSError:
-            return None
+        return files.sched_ext_state(self.options.sched_ext_dir)
 
     def enable_seq(self) -> int | None:
-        """How many times a sched_ext scheduler was enabled since boot."""
-        try:
-            return int((self.options.sched_ext_dir / "enable_seq").read_text())
-        except (OSError, ValueError):
-            return None
+        return files.enable_seq(self.options.sched_ext_dir)
 
     @staticmethod
     def exit_record(ended: WorkerExit, verdict: Verdict) -> dict:
@@ -422,11 +415,7 @@ class Supervisor:
             return
         try:
             path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            tmp = path.with_name(path.name + ".tmp")
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "w") as f:
-                json.dump(self.status, f, indent=1)
-            os.replace(tmp, path)
+            files.write_json_atomic(path, self.status, indent=1)
         except OSError as err:
             if not self._status_warned:
                 log(f"warning: cannot write the status file {path}: {err.strerror}")

@@ -105,7 +105,7 @@ class Worker:
                 log(f"warning: {warning}")
             with compaction_off_locked_pages(restore=self.options.restore_compaction):
                 return self.attach_and_run()
-        except _bpf.Error as err:
+        except (_bpf.Error, CannotStart) as err:
             log(f"error: {err}")
             self.exit_fields = {"error": str(err)}
             return WorkerStatus.CANNOT_START
@@ -114,7 +114,10 @@ class Worker:
                 self.stats.close()
 
     def attach_and_run(self) -> int:
-        topo = topology.read_topology()
+        try:
+            topo = topology.read_topology()
+        except OSError as err:
+            raise CannotStart(f"cannot read the CPU topology: {os_error_text(err)}") from None
         if self.options.stats_interval:
             self.stats_fd = open_stats_stderr()
         sched = _bpf.Scheduler(
@@ -131,7 +134,11 @@ class Worker:
             if self.options.partial:
                 # Only SCHED_EXT tasks are ours now: the worker must be one of them,
                 # or the BPF side would never see (and favour) it.
-                os.sched_setscheduler(0, SCHED_EXT, os.sched_param(0))
+                try:
+                    os.sched_setscheduler(0, SCHED_EXT, os.sched_param(0))
+                except OSError as err:
+                    raise CannotStart(f"--partial: cannot make the worker a SCHED_EXT task: "
+                                      f"{os_error_text(err)}") from None
             log(f"attached as {sched.ops_name} ({self.policy.name} policy, "
                 f"{self.policy.config.nr_cpus} CPUs, slice {self.options.slice_ns // 1000} us)")
             self.started = time.monotonic()
@@ -142,6 +149,14 @@ class Worker:
             gc.disable()
             try:
                 self.loop(sched)
+            except _bpf.Error as err:
+                # The extension failed, not the policy: a ring could not be read or
+                # written, or the BPF side refused a program run.
+                sched.close()
+                gc.enable()
+                log(f"error: the transport to the BPF side failed: {err}; the scheduler is detached")
+                self.exit_fields = {"error": f"the transport to the BPF side failed: {err}"}
+                return WorkerStatus.TRANSPORT_FAILED
             except Exception:
                 sched.close()
                 gc.enable()
@@ -290,6 +305,15 @@ class Worker:
                 f"dispatches: user {share(c.nr_user_dispatches)}, kernel {share(c.nr_kernel_dispatches)}, "
                 f"congested {share(c.nr_sched_congested)}; cancelled {c.nr_cancel_dispatches}, "
                 f"bounced {c.nr_bounce_dispatches}, failed {c.nr_failed_dispatches}")
+
+
+class CannotStart(Exception):
+    """The worker cannot start for a reason retrying will not fix; the message says why."""
+
+
+def os_error_text(err: OSError) -> str:
+    """An OSError in words, without the errno number: 'Permission denied (/sys/...)'."""
+    return f"{err.strerror or err}" + (f" ({err.filename})" if err.filename else "")
 
 
 def cache_domains(topo: topology.Topology) -> list[tuple[int, int, list[int]]]:

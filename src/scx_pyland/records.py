@@ -1,5 +1,6 @@
-"""Test helpers: records as bytes in the bpf/intf.h layout, written independently of
-the extension (test_records.py checks this layout against the BPF object's BTF)."""
+"""The transport's records as plain bytes in the bpf/intf.h layout, for tests,
+benchmarks and synthetic replays. Written independently of the extension, on
+purpose: tests/test_records.py checks this layout against the BPF object's BTF."""
 
 from __future__ import annotations
 
