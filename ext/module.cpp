@@ -119,7 +119,13 @@ NB_MODULE(_bpf, m) {
         .def_ro("nr_cancel_dispatches", &Counters::nr_cancel_dispatches)
         .def_ro("nr_bounce_dispatches", &Counters::nr_bounce_dispatches)
         .def_ro("nr_failed_dispatches", &Counters::nr_failed_dispatches)
-        .def_ro("nr_sched_congested", &Counters::nr_sched_congested);
+        .def_ro("nr_sched_congested", &Counters::nr_sched_congested)
+        .def_ro("nr_direct_dispatches", &Counters::nr_direct_dispatches)
+        .def_ro("nr_rt_dispatches", &Counters::nr_rt_dispatches)
+        .def_ro("nr_stalled_dispatches", &Counters::nr_stalled_dispatches)
+        .def_ro("nr_sent", &Counters::nr_sent)
+        .def_ro("nr_received", &Counters::nr_received)
+        .def_ro("nr_drain_errors", &Counters::nr_drain_errors);
 
     nb::class_<ExitInfo>(m, "ExitInfo", "What the kernel said when the scheduler left.")
         .def_ro("kind", &ExitInfo::kind, "enum scx_exit_kind.")

@@ -496,6 +496,8 @@ Counters Scheduler::counters() const {
         load(bss->nr_queued), load(bss->nr_scheduled), load(bss->nr_running), load(bss->nr_online_cpus),
         load(bss->nr_user_dispatches), load(bss->nr_kernel_dispatches), load(bss->nr_cancel_dispatches),
         load(bss->nr_bounce_dispatches), load(bss->nr_failed_dispatches), load(bss->nr_sched_congested),
+        load(bss->nr_direct_dispatches), load(bss->nr_rt_dispatches), load(bss->nr_stalled_dispatches),
+        load(bss->nr_sent), load(bss->nr_received), load(bss->nr_drain_errors),
     };
 }
 

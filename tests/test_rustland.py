@@ -69,35 +69,48 @@ def test_the_global_vruntime_advances_by_no_more_than_the_cpu_time_used():
     assert policy.vruntime_now == 1_000 + 3_000_000
 
 
-def simulate_one_cpu(weights: dict[int, int], runs: int, tick_ns: int = 4_000_000) -> dict[int, int]:
-    """pids of `weights` share one CPU: each cycle the first decision runs one tick
-    and comes back (a CPU hog), the others come back unchanged, as the kernel
-    would report them. Returns the ticks each pid got."""
+def simulate_one_cpu(weights: dict[int, int], ticks: int, tick_ns: int = 4_000_000) -> dict[int, int]:
+    """CPU hogs (pid -> weight) sharing one CPU. Decisions wait in the CPU's queue and
+    run in order; each runs one tick (the kernel rounds a shorter slice up to it)
+    and comes back as the kernel would report it. When the queue is empty the
+    policy is asked, with the CPU idle: select_cpus gives it to the first task.
+    Returns the ticks each pid got."""
     policy = RustlandPolicy(PolicyConfig(slice_ns=SLICE_MAX, slice_min_ns=SLICE_MIN, nr_cpus=1))
-    vtime = {pid: 0 for pid in weights}
+    policy.use_scheduler(lambda tasks: [0] + [-1] * (len(tasks) - 1))
     got = {pid: 0 for pid in weights}
     enqueue(policy, *(queued_bytes(pid, weight=w, vtime=1) for pid, w in weights.items()))
-    now = 0
-    for _ in range(runs):
-        [d] = policy.dispatch()
+    queue: list = []
+    for tick in range(ticks):
+        if not queue:
+            queue = policy.dispatch()
+        assert queue, "the CPU is idle while tasks wait"
+        d = queue.pop(0)
         got[d.pid] += 1
-        vtime[d.pid] = d.vtime
-        enqueue(policy, queued_bytes(d.pid, weight=weights[d.pid], vtime=vtime[d.pid], start_ts=now,
-                                     stop_ts=now + tick_ns, exec_runtime=10**12))
-        now += tick_ns
+        enqueue(policy, queued_bytes(d.pid, weight=weights[d.pid], vtime=d.vtime, start_ts=tick * tick_ns,
+                                     stop_ts=(tick + 1) * tick_ns, exec_runtime=10**12))
     return got
+
+
+def test_a_task_far_ahead_of_the_clock_waits_unless_a_cpu_is_idle():
+    policy = RustlandPolicy(CONFIG)
+    policy.vruntime_now = 100 * SLICE_MAX
+    enqueue(policy, queued_bytes(1, vtime=100 * SLICE_MAX + 2 * SLICE_MAX))
+    assert policy.dispatch() == [] and policy.nr_pending == 1     # no CPU idle
+    policy.use_scheduler(lambda tasks: [1] * len(tasks))           # CPU 1 is idle
+    [d] = policy.dispatch()
+    assert (d.pid, d.cpu) == (1, 1) and policy.nr_pending == 0
 
 
 def test_cpu_hogs_on_one_cpu_share_it_by_weight():
     # nice 0, nice 19 (weight 1), SCHED_BATCH (nice 0), SCHED_IDLE (weight 1).
-    got = simulate_one_cpu({1: 100, 2: 1, 3: 100, 4: 1}, runs=4000)
+    got = simulate_one_cpu({1: 100, 2: 1, 3: 100, 4: 1}, ticks=4000)
     share = {pid: 100 * n / 4000 for pid, n in got.items()}
     assert 47 <= share[1] <= 51 and 47 <= share[3] <= 51, share
     assert 0 < share[2] <= 2 and 0 < share[4] <= 2, share
 
 
 def test_nice_19_beside_nice_0_gets_about_1_percent():
-    got = simulate_one_cpu({1: 100, 2: 1}, runs=3000)
+    got = simulate_one_cpu({1: 100, 2: 1}, ticks=3000)
     assert 0 < got[2] <= 3000 * 0.02, got
 
 

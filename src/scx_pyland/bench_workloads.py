@@ -316,10 +316,13 @@ def worker_cpu_ns(pid: int) -> int:
 
 def dispatch_counters() -> tuple[int, int, int, int]:
     """From the running worker's stats file: its pid, and the BPF side's counts of
-    user-space, kernel-side and congestion dispatches."""
+    user-space, kernel-side (kernel threads, direct, real-time, stalled) and congestion
+    dispatches."""
     snap = stats.read_snapshot()
     v = snap.values
-    return snap.pid, v["nr_user_dispatches"], v["nr_kernel_dispatches"], v["nr_sched_congested"]
+    kernel = (v["nr_kernel_dispatches"] + v["nr_direct_dispatches"] + v["nr_rt_dispatches"]
+              + v["nr_stalled_dispatches"])
+    return snap.pid, v["nr_user_dispatches"], kernel, v["nr_sched_congested"]
 
 
 def measure_hot_path(mode: str, smoke: bool, log: Path, attach_timeout: float) -> dict:

@@ -19,7 +19,7 @@ from pathlib import Path
 DEFAULT_PATH = Path(os.environ.get("SCX_PYLAND_RUN_DIR", "/run/scx_pyland")) / "stats"
 
 MAGIC = b"PYLANDST"
-VERSION = 1
+VERSION = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,11 +31,15 @@ class Field:
 
 FIELDS: tuple[Field, ...] = (
     Field("nr_user_dispatches", "counter", "tasks dispatched as the Python policy decided"),
-    Field("nr_kernel_dispatches", "counter", "tasks dispatched by the BPF side itself (kernel threads)"),
+    Field("nr_kernel_dispatches", "counter", "kernel threads, dispatched by the BPF side"),
+    Field("nr_direct_dispatches", "counter", "woken tasks the BPF side sent straight to an idle CPU, nobody waiting"),
+    Field("nr_rt_dispatches", "counter", "tasks the BPF side kept because a real-time task held their CPU"),
+    Field("nr_stalled_dispatches", "counter", "tasks the BPF side dispatched while the worker did not run (250 ms+)"),
     Field("nr_sched_congested", "counter", "tasks dispatched by the BPF side because the ring to the worker was full"),
     Field("nr_cancel_dispatches", "counter", "policy decisions dropped: the task was re-enqueued meanwhile"),
     Field("nr_bounce_dispatches", "counter", "policy decisions for a CPU the task may not use (sent to any CPU)"),
     Field("nr_failed_dispatches", "counter", "policy decisions for a task that had exited"),
+    Field("nr_drain_errors", "counter", "failed reads of the ring of decisions, other than another CPU reading it"),
     Field("nr_policy_dispatches", "counter", "decisions the policy sent to the kernel"),
     Field("nr_page_faults", "counter", "the worker's page faults (should stay flat while attached)"),
     Field("nr_queued", "gauge", "tasks queued for the worker, not yet read"),
@@ -153,6 +157,8 @@ def format_line(prev: Snapshot | None, cur: Snapshot) -> str:
         return f"{d}" + (f" ({d / seconds:.0f}/s)" if seconds else "")
 
     return (f"user {rate('nr_user_dispatches')} kernel {delta('nr_kernel_dispatches')} "
+            f"direct {delta('nr_direct_dispatches')} realtime {delta('nr_rt_dispatches')} "
+            f"stalled {delta('nr_stalled_dispatches')} "
             f"congested {delta('nr_sched_congested')} cancel {delta('nr_cancel_dispatches')} "
             f"bounce {delta('nr_bounce_dispatches')} fail {delta('nr_failed_dispatches')} | "
             f"policy {rate('nr_policy_dispatches')} pending {v['nr_pending']} queued {v['nr_queued']} "

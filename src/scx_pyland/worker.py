@@ -259,8 +259,9 @@ class Worker:
         c = sched.counters()
         usage = resource.getrusage(resource.RUSAGE_SELF)
         values = (
-            c.nr_user_dispatches, c.nr_kernel_dispatches, c.nr_sched_congested,
-            c.nr_cancel_dispatches, c.nr_bounce_dispatches, c.nr_failed_dispatches,
+            c.nr_user_dispatches, c.nr_kernel_dispatches, c.nr_direct_dispatches, c.nr_rt_dispatches,
+            c.nr_stalled_dispatches, c.nr_sched_congested,
+            c.nr_cancel_dispatches, c.nr_bounce_dispatches, c.nr_failed_dispatches, c.nr_drain_errors,
             self.nr_dispatched, usage.ru_minflt + usage.ru_majflt,
             c.nr_queued, self.policy.nr_pending + len(self.backlog) + sched.ceiling_backlog,
             c.nr_running, c.nr_online_cpus,
@@ -295,7 +296,8 @@ class Worker:
         reason = info.reason or "no reason given"
         if info.msg:
             reason += f" ({info.msg})"
-        total = c.nr_user_dispatches + c.nr_kernel_dispatches + c.nr_sched_congested
+        total = (c.nr_user_dispatches + c.nr_kernel_dispatches + c.nr_direct_dispatches + c.nr_rt_dispatches
+                 + c.nr_stalled_dispatches + c.nr_sched_congested)
 
         def share(n: int) -> str:
             return f"{n} ({100.0 * n / total:.1f}%)" if total else f"{n}"
@@ -303,8 +305,11 @@ class Worker:
         return (f"exit: {reason}; kind {kind_name(info.kind)} 0x{info.kind:x}, code {info.exit_code}; "
                 f"ran {seconds:.1f} s; policy {self.policy.name} dispatched {self.nr_dispatched}; "
                 f"dispatches: user {share(c.nr_user_dispatches)}, kernel {share(c.nr_kernel_dispatches)}, "
+                f"direct {share(c.nr_direct_dispatches)}, realtime {share(c.nr_rt_dispatches)}, "
+                f"stalled {share(c.nr_stalled_dispatches)}, "
                 f"congested {share(c.nr_sched_congested)}; cancelled {c.nr_cancel_dispatches}, "
-                f"bounced {c.nr_bounce_dispatches}, failed {c.nr_failed_dispatches}")
+                f"bounced {c.nr_bounce_dispatches}, failed {c.nr_failed_dispatches}"
+                + (f", drain errors {c.nr_drain_errors}" if c.nr_drain_errors else ""))
 
 
 class CannotStart(Exception):
@@ -327,7 +332,7 @@ def cache_domains(topo: topology.Topology) -> list[tuple[int, int, list[int]]]:
 
 def received(c: _bpf.Counters) -> int:
     """Decisions the BPF side has taken off the user ring, whatever became of them."""
-    return c.nr_user_dispatches + c.nr_cancel_dispatches + c.nr_failed_dispatches
+    return c.nr_received
 
 
 @contextlib.contextmanager

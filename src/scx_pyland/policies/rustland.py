@@ -12,6 +12,11 @@
    then the lowest pid) are dispatched, at most one per CPU, with the minimum
    slice scaled by their weight, each on an idle CPU near its last one if there is
    one, else on any CPU (or always on the CPU it last ran on, with --percpu-local).
+5. Only tasks whose vruntime is at most one maximum slice ahead of vruntime_now
+   are eligible, as in EEVDF: a task charged far ahead (a nice-19 task after a
+   run) waits for the clock, unless one of its CPUs is idle. Without this rule a
+   task waiting alone is dispatched at once, whatever its vruntime, and two CPU
+   hogs on one CPU take turns: nice 0 and nice 19 got 50% each.
 
 Departures from scx_rustland, each for a fault seen in a guest:
 
@@ -22,6 +27,9 @@ Departures from scx_rustland, each for a fault seen in a guest:
   the CPU time used, not only with the vruntimes dispatched: tasks that sleep
   often stay a slice behind it (rule 1), and a clock that waited for them left
   CPU hogs, whose deadline is up to 100 slices later (rule 3), waiting seconds.
+- Rule 5 is ours: scx_rustland dispatches the earliest deadline whatever its
+  vruntime, and relies on slices scaled by weight, which the kernel's tick (4 ms
+  at HZ=250) rounds up to the same length for every task.
 - The vtime sent back with a task is its vruntime, not its deadline. The kernel
   reports that vtime at the task's next enqueue, where rule 1 starts from it; a
   deadline there would add the task's exec_runtime to its vruntime again every
@@ -45,6 +53,9 @@ import heapq
 import time
 
 from scx_pyland.policy import RL_CPU_ANY, DispatchedTask, Policy, PolicyConfig, QueuedTask
+
+# Rule 5: how many tasks ahead of the clock one cycle looks past, beyond one per CPU.
+SCAN_AHEAD = 8
 
 
 class RustlandPolicy(Policy):
@@ -86,17 +97,33 @@ class RustlandPolicy(Policy):
         pending = self.pending
         if not pending:
             return []
-        # Rule 4: the earliest deadlines run next, one task per CPU at most, each for
-        # a slice scaled by its weight.
-        chosen = [heapq.heappop(pending) for _ in range(min(len(pending), self.config.nr_cpus))]
-        tasks = [entry[5] for entry in chosen]
+        # Rule 4: the earliest deadlines among the eligible tasks run next, one task
+        # per CPU at most, each for a slice scaled by its weight.
+        nr_cpus = self.config.nr_cpus
+        eligible_until = self.vruntime_now + self.config.slice_ns
+        chosen: list[tuple[int, int, int, int, int, QueuedTask]] = []
+        ahead: list[tuple[int, int, int, int, int, QueuedTask]] = []
+        while pending and len(chosen) < nr_cpus and len(ahead) < nr_cpus + SCAN_AHEAD:
+            entry = heapq.heappop(pending)
+            (chosen if entry[4] <= eligible_until else ahead).append(entry)
+        tasks = [entry[5] for entry in chosen + ahead]
         if self.config.percpu_local:
             cpus = [task.cpu for task in tasks]
         else:
-            cpus = [cpu if cpu >= 0 else RL_CPU_ANY for cpu in self.select_cpus(tasks)]
+            cpus = self.select_cpus(tasks)
         slice_min = self.config.slice_min_ns
-        return [DispatchedTask(pid, cpu, 0, slice_min * task.weight // 100, vruntime, task.enq_cnt)
-                for (_, _, pid, _, vruntime, task), cpu in zip(chosen, cpus)]
+        out = [DispatchedTask(pid, cpu if cpu >= 0 else RL_CPU_ANY, 0, slice_min * task.weight // 100,
+                              vruntime, task.enq_cnt)
+               for (_, _, pid, _, vruntime, task), cpu in zip(chosen, cpus)]
+        # Rule 5: a task ahead of the clock waits for it, unless one of its CPUs is
+        # idle (nothing else wants it).
+        for entry, cpu in zip(ahead, cpus[len(chosen):]):
+            if cpu >= 0 and not self.config.percpu_local:
+                out.append(DispatchedTask(entry[2], cpu, 0, slice_min * entry[5].weight // 100,
+                                          entry[4], entry[3]))
+            else:
+                heapq.heappush(pending, entry)
+        return out
 
     @property
     def nr_pending(self) -> int:
