@@ -28,6 +28,10 @@ Needs a kernel with sched_ext (CONFIG_SCHED_CLASS_EXT=y) and root (CAP_SYS_ADMIN
 CAP_BPF, CAP_PERFMON)."""
 
 EPILOG = """\
+commands:
+  scx_pyland status [--json]   is a worker of ours attached and scheduling? one line
+                               (or JSON), exit 0 if so, 1 if not (see status --help)
+
 exit status: 0 stopped on request; 2 bad arguments; 69 cannot start (no sched_ext,
 not privileged, another scheduler attached, verifier rejection), not retried;
 71 the supervisor gave up: more than --max-restarts restarts within --restart-window
@@ -157,7 +161,7 @@ def supervise(args: argparse.Namespace, argv: list[str]) -> int:
         backoff_initial=args.restart_delay, backoff_max=args.restart_delay_max,
         stable_after=args.stable_after, max_restarts=args.max_restarts,
         restart_window=args.restart_window, sysrq_final=args.sysrq_final,
-        frozen_grace=args.frozen_grace, status_file=args.status_file)
+        frozen_grace=args.frozen_grace, status_file=args.status_file, policy=args.policy)
     # The worker's memory all goes through glibc malloc (see below), set from the start.
     env = dict(os.environ, PYTHONMALLOC="malloc")
     return Supervisor(worker_command(argv), options, env).run()
@@ -168,6 +172,7 @@ def monitor(interval: float, status_file: Path = STATUS_FILE) -> int:
     Across a worker restart (the supervisor's status file says so) it keeps going and
     shows the restart count and the last exit."""
     from scx_pyland import stats
+    from scx_pyland.status import read_supervisor_status
 
     previous = None
     restarts_seen = None
@@ -197,16 +202,41 @@ def monitor(interval: float, status_file: Path = STATUS_FILE) -> int:
         return 0
 
 
-def read_supervisor_status(path: Path) -> dict:
-    """The supervisor's status file, or {} when there is none (or it cannot be read)."""
-    import json
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
+def build_status_parser() -> argparse.ArgumentParser:
+    from scx_pyland.status import DEFAULT_MAX_AGE_S
+    parser = argparse.ArgumentParser(
+        prog="scx_pyland status", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Say whether a worker of scx_pyland is attached and scheduling: one line "
+                    "with the sched_ext state, the ops name, the policy, the worker's pid, the "
+                    "restart count and the last exit. It reads the supervisor's status file, "
+                    "/sys/kernel/sched_ext and the worker's statistics, never the worker's /proc "
+                    "files; the liveness and readiness check of a deployment.",
+        epilog="exit status: 0 a worker of ours is attached and scheduling; 1 it is not (no "
+               "sched_ext, no scx_pyland running, the supervisor starting or restarting the "
+               "worker or ended, another scheduler attached, statistics older than --max-age); "
+               "2 bad arguments.")
+    parser.add_argument("--json", action="store_true", help="print the whole status as JSON")
+    parser.add_argument("--status-file", type=Path, default=STATUS_FILE, metavar="FILE",
+                        help="the supervisor's status file (default: %(default)s)")
+    parser.add_argument("--max-age", type=positive_float, default=DEFAULT_MAX_AGE_S, metavar="SECS",
+                        help="statistics older than this mean the worker is not scheduling "
+                             "(default: %(default)s)")
+    return parser
+
+
+def status_command(argv: list[str]) -> int:
+    from scx_pyland.status import read_status
+    args = build_status_parser().parse_args(argv)
+    status = read_status(args.status_file, max_age=args.max_age)
+    print(status.to_json() if args.json else status.line(), flush=True)
+    return status.exit_status
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    # One subcommand; everything else is the scheduler's flags, as always.
+    if argv[:1] == ["status"]:
+        return status_command(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.help_stats:
@@ -220,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.record and not args.record.parent.is_dir():
         parser.error(f"--record: no directory {str(args.record.parent)!r}")
     if not (args.worker or args.no_supervisor):
-        return supervise(args, sys.argv[1:] if argv is None else argv)
+        return supervise(args, argv)
     # The worker. The policy is loaded here, not in the supervisor: the supervisor
     # never imports the policies (they import scx_pyland._bpf).
     from scx_pyland.policies import PolicyLoadError, load_policy_class
@@ -234,7 +264,6 @@ def main(argv: list[str] | None = None) -> int:
     # lock). It must be set before the interpreter starts: re-execute once.
     if os.environ.get("PYTHONMALLOC") != "malloc":
         env = dict(os.environ, PYTHONMALLOC="malloc")
-        argv = sys.argv[1:] if argv is None else argv
         os.execve(sys.executable, [sys.executable, "-m", "scx_pyland", *argv], env)
 
     from scx_pyland.policy import PolicyConfig

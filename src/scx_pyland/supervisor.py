@@ -62,6 +62,7 @@ class SupervisorOptions:
     disabled_timeout: float = 60.0   # wait this long for state `disabled` before a start
     poll_interval: float = 0.5       # how often the sched_ext state is read
     status_file: Path | None = STATUS_FILE
+    policy: str | None = None        # the worker's --policy, for the status file
     sched_ext_dir: Path = SCHED_EXT
     # Workers set it to 0; its value before the first is restored after the last.
     compaction_sysctl: Path | None = compaction.SYSCTL
@@ -181,7 +182,7 @@ class Supervisor:
         self.stop_signal = 0         # SIGINT/SIGTERM received: forward it and end
         self.restart_requested = False   # SIGHUP received: a new worker on purpose
         self.status = {"supervisor_pid": os.getpid(), "state": "starting", "worker_pid": None,
-                       "restarts": 0, "last_exit": None}
+                       "policy": options.policy, "restarts": 0, "last_exit": None}
         self._wakeup = -1            # the read end of the signal wake-up pipe
         self._status_warned = False
 
