@@ -2,7 +2,7 @@
 
 It schedules every other task on the machine, so it must never wait on one: no
 threads, no lazy imports, no blocking I/O and no garbage collection while attached
-(DESIGN.md, known traps). The loop, once attached:
+(docs/design.md, the traps). The loop, once attached:
 
     queued tasks (a batch) -> policy.enqueue -> policy.dispatch -> dispatch (a batch)
         -> notify_complete (yield)
