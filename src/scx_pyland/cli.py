@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 from scx_pyland import __version__
-from scx_pyland.exits import WorkerStatus
+from scx_pyland.exits import SupervisorStatus, WorkerStatus
 from scx_pyland.supervisor import STATUS_FILE
 
 DESCRIPTION = """\
@@ -34,6 +34,7 @@ commands:
 
 exit status: 0 stopped on request; 2 bad arguments; 69 cannot start (no sched_ext,
 not privileged, another scheduler attached, verifier rejection), not retried;
+69 also when --metrics cannot listen on ADDR:PORT (in use, no such address);
 71 the supervisor gave up: more than --max-restarts restarts within --restart-window
 (the message names the last exit); 72 sysrq-S with --sysrq-final.
 With --no-supervisor also: 70 the policy raised an exception; 75 the kernel
@@ -66,6 +67,14 @@ def positive_float(text: str) -> float:
     if not value > 0:
         raise argparse.ArgumentTypeError(f"must be greater than 0: {text}")
     return value
+
+
+def metrics_address(text: str) -> tuple[str, int]:
+    from scx_pyland.metrics import AddressError, parse_address
+    try:
+        return parse_address(text)
+    except AddressError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def timeout_ms(text: str) -> int:
@@ -135,6 +144,11 @@ def build_parser() -> argparse.ArgumentParser:
     sup.add_argument("--frozen-grace", type=positive_float, default=10.0, metavar="SECS",
                      help="kill a worker that is still alive this long after the kernel "
                           "dropped the scheduler (default: %(default)s)")
+    sup.add_argument("--metrics", type=metrics_address, metavar="ADDR:PORT",
+                     help="serve Prometheus metrics at http://ADDR:PORT/metrics from the "
+                          "supervisor (off by default; :PORT means every address, [::1]:PORT "
+                          "an IPv6 one); a value that is not ADDR:PORT exits 2, an address "
+                          "that cannot be bound (port in use) exits 69")
     sup.add_argument("--status-file", type=Path, default=STATUS_FILE, metavar="FILE",
                      help="root-only JSON file with the restart count and the last exit, "
                           "rewritten on every change (default: %(default)s)")
@@ -164,7 +178,22 @@ def supervise(args: argparse.Namespace, argv: list[str]) -> int:
         frozen_grace=args.frozen_grace, status_file=args.status_file, policy=args.policy)
     # The worker's memory all goes through glibc malloc (see below), set from the start.
     env = dict(os.environ, PYTHONMALLOC="malloc")
-    return Supervisor(worker_command(argv), options, env).run()
+    supervisor = Supervisor(worker_command(argv), options, env)
+    if args.metrics:
+        host, port = args.metrics
+        try:
+            from scx_pyland import metrics
+            supervisor.metrics = metrics.Collector(lambda: supervisor.status)
+            metrics.serve(host, port, supervisor.metrics)
+        except ImportError as err:
+            print(f"scx_pyland: error: --metrics needs the prometheus-client package: {err}",
+                  file=sys.stderr)
+            return SupervisorStatus.CANNOT_START
+        except OSError as err:
+            print(f"scx_pyland: error: --metrics: cannot listen on {host}:{port}: "
+                  f"{err.strerror or err}", file=sys.stderr)
+            return SupervisorStatus.CANNOT_START
+    return supervisor.run()
 
 
 def monitor(interval: float, status_file: Path = STATUS_FILE) -> int:
@@ -247,6 +276,8 @@ def main(argv: list[str] | None = None) -> int:
         return monitor(args.monitor, args.status_file)
     if args.slice_us_min > args.slice_us:
         parser.error(f"--slice-us-min ({args.slice_us_min}) is larger than --slice-us ({args.slice_us})")
+    if args.metrics and args.no_supervisor:
+        parser.error("--metrics is served by the supervisor: it cannot go with --no-supervisor")
     if args.record and not args.record.parent.is_dir():
         parser.error(f"--record: no directory {str(args.record.parent)!r}")
     if not (args.worker or args.no_supervisor):
