@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -193,3 +194,23 @@ def test_the_supervisor_writes_the_policy_into_its_status_file(tmp_path):
     sup = Supervisor(["true"], SupervisorOptions(status_file=tmp_path / "s.json", policy="fifo"))
     sup.update_status(state="running")
     assert json.loads((tmp_path / "s.json").read_text())["policy"] == "fifo"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to drop privileges")
+def test_an_unreadable_status_file_is_named_as_such():
+    import shutil
+    import tempfile
+    top = Path(tempfile.mkdtemp(prefix="scx_pyland-status-"))
+    try:
+        os.chmod(top, 0o755)
+        status_file = top / "supervisor.json"
+        status_file.write_text(json.dumps(RUNNING))
+        os.chmod(status_file, 0o600)
+        (top / "state").write_text("enabled\n")
+        code = ("import sys; from pathlib import Path; from scx_pyland.status import read_status; "
+                "print(read_status(Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[2]) / 'stats').reason)")
+        out = subprocess.run([sys.executable, "-c", code, str(status_file), str(top)], capture_output=True,
+                             text=True, user=65534, timeout=60, cwd="/")
+        assert out.stdout.strip() == f"cannot read {status_file}: it is readable by root only", out.stderr
+    finally:
+        shutil.rmtree(top)

@@ -139,7 +139,12 @@ def read_status(status_file: Path, sched_ext_dir: Path = SCHED_EXT,
     if kernel.state is None:
         reason = f"this kernel has no sched_ext ({sched_ext_dir} is missing)"
     elif not supervised and not snapshot:
-        reason = (describe_ended(sup) if sup else f"no scx_pyland is running (no {status_file})")
+        if sup:
+            reason = describe_ended(sup)
+        elif status_file.exists() and not os.access(status_file, os.R_OK):
+            reason = f"cannot read {status_file}: it is readable by root only"
+        else:
+            reason = f"no scx_pyland is running (no {status_file})"
     elif supervised and sup.get("state") != "running":
         reason = f"the supervisor is {sup.get('state')} the worker"
     elif not alive(worker_pid):
