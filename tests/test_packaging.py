@@ -34,3 +34,14 @@ def test_the_version_is_written_nowhere_else():
     for name in ("pyproject.toml", "Containerfile", "src/scx_pyland/__init__.py", "scripts/build-image",
                  "tests/test_cli.py"):
         assert not written.search((ROOT / name).read_text()), name
+
+
+def test_runtime_dependencies_are_pinned_for_the_toolbox_and_the_image():
+    declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    pinned = [line.strip() for line in (ROOT / "requirements-runtime.txt").read_text().splitlines()
+              if re.match(r"^[a-z]", line)]
+    name = re.compile(r"^[A-Za-z0-9_.-]+")
+    assert {name.match(d).group(0) for d in declared} == {name.match(p).group(0) for p in pinned}
+    assert all("==" in p for p in pinned)
+    assert "requirements-runtime.txt" in (ROOT / "scripts" / "build").read_text()
+    assert "-c /src/requirements-runtime.txt" in (ROOT / "Containerfile").read_text()

@@ -21,7 +21,9 @@ def enqueue(policy, *records: bytes) -> None:
 def drain(policy) -> list[_bpf.DispatchedTask]:
     out = []
     while policy.nr_pending:
-        out += policy.dispatch()
+        decisions = policy.dispatch()
+        assert decisions, "the policy holds tasks that no cycle dispatches"
+        out += decisions
     return out
 
 
@@ -64,6 +66,7 @@ def test_the_global_vruntime_advances_by_no_more_than_the_cpu_time_used():
     policy.vruntime_now = 1_000
     # Ran 3 ms at weight 1 (nice 19): the task is charged 300 ms, the clock 3 ms.
     enqueue(policy, queued_bytes(1, vtime=1_000, start_ts=10_000_000, stop_ts=13_000_000, weight=1))
+    policy.use_scheduler(lambda tasks: [0] * len(tasks))    # far ahead: it runs on an idle CPU
     [d] = drain(policy)
     assert d.vtime == 1_000 + 300_000_000
     assert policy.vruntime_now == 1_000 + 3_000_000
@@ -126,9 +129,9 @@ def test_the_deadline_is_capped_at_100_maximum_slices():
     policy = RustlandPolicy(CONFIG)
     policy.vruntime_now = 200 * SLICE_MAX
     # A CPU hog (huge exec_runtime) at vruntime V is capped at V + 100 slices, so it
-    # runs before a task whose vruntime is 101 slices later.
+    # runs before a task whose deadline is V + 100.5 slices.
     enqueue(policy, queued_bytes(1, vtime=200 * SLICE_MAX, exec_runtime=10**15),
-            queued_bytes(2, vtime=200 * SLICE_MAX + 101 * SLICE_MAX, exec_runtime=0))
+            queued_bytes(2, vtime=200 * SLICE_MAX + SLICE_MAX // 2, exec_runtime=100 * SLICE_MAX))
     assert [d.pid for d in drain(policy)] == [1, 2]
 
 

@@ -53,6 +53,11 @@ def docker():
     RUN.mkdir(parents=True, exist_ok=True)
     (DATA / "home").mkdir()
     d = Docker()
+    # `docker exec` has runc write the process's spec under $XDG_RUNTIME_DIR (the
+    # engine inherits our environment); the guest names /run/user/0 without making it.
+    for var in ("XDG_RUNTIME_DIR", "TMPDIR"):
+        if d.env.get(var):
+            Path(d.env[var]).mkdir(mode=0o700, parents=True, exist_ok=True)
     started = time.monotonic()
     log = open(DATA / "dockerd.log", "w")
     dockerd = subprocess.Popen(
@@ -208,5 +213,92 @@ def test_killed_worker_is_restarted_inside_the_container(docker):
         assert docker("inspect", "-f", "{{.State.ExitCode}}", "scx").stdout.strip() == "0", output
         assert wait_for_state("disabled", 30)
         record_result("container_worker_restart", {"log_tail": output.splitlines()[-3:]})
+    finally:
+        docker("rm", "-f", "scx", check=False)
+
+
+# -- the Kubernetes DaemonSet, run with docker as it declares --------------------------
+
+DAEMONSET = Path(__file__).resolve().parent.parent / "deploy" / "kubernetes" / "daemonset.yaml"
+CONFIGMAP = DAEMONSET.with_name("configmap.yaml")
+
+
+def daemonset_run_flags() -> tuple[list[str], list[str], dict]:
+    """docker run flags and command for the DaemonSet's container, read from the
+    manifest: its security context, volumes, stop signal, environment (the
+    ConfigMap's values) and command. Returns (flags, command, container)."""
+    import yaml
+    pod = yaml.safe_load(DAEMONSET.read_text())["spec"]["template"]["spec"]
+    config = yaml.safe_load(CONFIGMAP.read_text())
+    (c,) = pod["containers"]
+    assert not pod.get("hostPID"), "the DaemonSet must not use the host's PID namespace"
+    sec = c["securityContext"]
+    flags = [f"--cap-drop={cap}" for cap in sec["capabilities"].get("drop", [])]
+    flags += [f"--cap-add={cap}" for cap in sec["capabilities"].get("add", [])]
+    if sec.get("privileged"):
+        flags.append("--privileged")
+    if sec.get("allowPrivilegeEscalation") is False:
+        flags.append("--security-opt=no-new-privileges")
+    if sec.get("readOnlyRootFilesystem"):
+        flags.append("--read-only")
+    if "runAsUser" in sec:
+        flags.append(f"--user={sec['runAsUser']}")
+    # seccompProfile RuntimeDefault is docker's default profile.
+    assert sec.get("seccompProfile", {}).get("type", "RuntimeDefault") == "RuntimeDefault"
+    volumes = {v["name"]: v for v in pod.get("volumes", [])}
+    for mount in c.get("volumeMounts", []):
+        volume = volumes[mount["name"]]
+        assert "emptyDir" in volume, f"volume {mount['name']}: only emptyDir is translated"
+        flags.append(f"--tmpfs={mount['mountPath']}")
+    for env in c.get("env", []):
+        ref = env["valueFrom"]["configMapKeyRef"]
+        assert ref["name"] == config["metadata"]["name"]
+        flags.append(f"--env={env['name']}={config['data'][ref['key']]}")
+    flags.append(f"--stop-signal={c['lifecycle']['stopSignal']}")
+    flags.append(f"--entrypoint={c['command'][0]}")
+    # The guest's dockerd has no bridge: host networking stands in for the pod's own
+    # network namespace (the scheduler does not use the network either way).
+    flags.append("--network=host")
+    return flags, c["command"][1:], {**c, "terminationGracePeriodSeconds": pod["terminationGracePeriodSeconds"]}
+
+
+def test_daemonset_container_attaches_answers_its_probe_and_stops_cleanly(docker):
+    """The DaemonSet's container as declared (capabilities, read-only root, volumes,
+    command and options, stop signal, grace period), run with docker: it attaches,
+    `scx_pyland status` (its probes) answers 0 inside it, the metrics port answers,
+    and a stop with the grace period detaches it with exit 0."""
+    import urllib.request
+    flags, command, c = daemonset_run_flags()
+    assert wait_for_state("disabled", 60)
+    started = time.monotonic()
+    docker("run", "-d", "--name", "scx", *flags, IMAGE, *command)
+    try:
+        probe = c["readinessProbe"]["exec"]["command"]
+        assert c["livenessProbe"]["exec"]["command"] == probe
+        deadline = time.monotonic() + 240
+        while (answer := docker("exec", "scx", *probe, check=False)).returncode != 0:
+            running = docker("inspect", "-f", "{{.State.Running}}", "scx", check=False).stdout.strip()
+            assert running == "true", f"the container exited:\n{logs(docker, 'scx')}"
+            assert time.monotonic() < deadline, f"probe never answered 0: {answer.stdout}\n{logs(docker, 'scx')}"
+            time.sleep(1)
+        ready = time.monotonic()
+        assert sched_ext_state() == "enabled" and OPS.read_text().strip().startswith("pyland")
+        assert answer.stdout.startswith("scx_pyland: scheduling: attached as pyland"), answer.stdout
+        port = next(p for p in c["ports"] if p["name"] == "metrics")["containerPort"]
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=30) as response:
+            assert "scx_pyland_attached 1.0" in response.read().decode()
+
+        grace = c["terminationGracePeriodSeconds"]
+        stop_started = time.monotonic()
+        docker("stop", "-t", str(grace), "scx", timeout=grace + 120)
+        stopped = time.monotonic() - stop_started
+        output = logs(docker, "scx")
+        assert docker("inspect", "-f", "{{.State.ExitCode}}", "scx").stdout.strip() == "0", output
+        assert stopped < STOP_TIMEOUT_S, f"the stop took {stopped:.1f} s\n{output}"
+        assert wait_for_state("disabled", 30)
+        assert "unregistered from user space" in output, output
+        record_result("container_daemonset", {"ready_s": round(ready - started, 1),
+                                              "stop_s": round(stopped, 2),
+                                              "warnings": [l for l in output.splitlines() if "warning" in l]})
     finally:
         docker("rm", "-f", "scx", check=False)

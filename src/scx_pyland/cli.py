@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 from scx_pyland import __version__
-from scx_pyland.exits import WorkerStatus
+from scx_pyland.exits import SupervisorStatus, WorkerStatus
 from scx_pyland.supervisor import STATUS_FILE
 
 DESCRIPTION = """\
@@ -28,8 +28,13 @@ Needs Linux 6.14 or later with sched_ext (CONFIG_SCHED_CLASS_EXT=y), and root wi
 CAP_BPF and CAP_PERFMON (or CAP_SYS_ADMIN)."""
 
 EPILOG = """\
+commands:
+  scx_pyland status [--json]   is a worker of ours attached and scheduling? one line
+                               (or JSON), exit 0 if so, 1 if not (see status --help)
+
 exit status: 0 stopped on request; 2 bad arguments; 69 cannot start (no sched_ext,
 not privileged, another scheduler attached, verifier rejection), not retried;
+69 also when --metrics cannot listen on ADDR:PORT (in use, no such address);
 71 the supervisor gave up: more than --max-restarts restarts within --restart-window
 (the message names the last exit); 72 sysrq-S with --sysrq-final.
 With --no-supervisor also: 70 the policy raised an exception; 74 reading or writing
@@ -63,6 +68,14 @@ def positive_float(text: str) -> float:
     if not value > 0:
         raise argparse.ArgumentTypeError(f"must be greater than 0: {text}")
     return value
+
+
+def metrics_address(text: str) -> tuple[str, int]:
+    from scx_pyland.metrics import AddressError, parse_address
+    try:
+        return parse_address(text)
+    except AddressError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def timeout_ms(text: str) -> int:
@@ -132,6 +145,11 @@ def build_parser() -> argparse.ArgumentParser:
     sup.add_argument("--frozen-grace", type=positive_float, default=10.0, metavar="SECS",
                      help="kill a worker that is still alive this long after the kernel "
                           "dropped the scheduler (default: %(default)s)")
+    sup.add_argument("--metrics", type=metrics_address, metavar="ADDR:PORT",
+                     help="serve Prometheus metrics at http://ADDR:PORT/metrics from the "
+                          "supervisor (off by default; :PORT means every address, [::1]:PORT "
+                          "an IPv6 one); a value that is not ADDR:PORT exits 2, an address "
+                          "that cannot be bound (port in use) exits 69")
     sup.add_argument("--status-file", type=Path, default=STATUS_FILE, metavar="FILE",
                      help="root-only JSON file with the restart count and the last exit, "
                           "rewritten on every change (default: %(default)s)")
@@ -158,10 +176,25 @@ def supervise(args: argparse.Namespace, argv: list[str]) -> int:
         backoff_initial=args.restart_delay, backoff_max=args.restart_delay_max,
         stable_after=args.stable_after, max_restarts=args.max_restarts,
         restart_window=args.restart_window, sysrq_final=args.sysrq_final,
-        frozen_grace=args.frozen_grace, status_file=args.status_file)
+        frozen_grace=args.frozen_grace, status_file=args.status_file, policy=args.policy)
     # The worker's memory all goes through glibc malloc (see below), set from the start.
     env = dict(os.environ, PYTHONMALLOC="malloc")
-    return Supervisor(worker_command(argv), options, env).run()
+    supervisor = Supervisor(worker_command(argv), options, env)
+    if args.metrics:
+        host, port = args.metrics
+        try:
+            from scx_pyland import metrics
+            supervisor.metrics = metrics.Collector(lambda: supervisor.status)
+            metrics.serve(host, port, supervisor.metrics)
+        except ImportError as err:
+            print(f"scx_pyland: error: --metrics needs the prometheus-client package: {err}",
+                  file=sys.stderr)
+            return SupervisorStatus.CANNOT_START
+        except OSError as err:
+            print(f"scx_pyland: error: --metrics: cannot listen on {host}:{port}: "
+                  f"{err.strerror or err}", file=sys.stderr)
+            return SupervisorStatus.CANNOT_START
+    return supervisor.run()
 
 
 def monitor(interval: float, status_file: Path = STATUS_FILE) -> int:
@@ -169,6 +202,7 @@ def monitor(interval: float, status_file: Path = STATUS_FILE) -> int:
     Across a worker restart (the supervisor's status file says so) it keeps going and
     shows the restart count and the last exit."""
     from scx_pyland import stats
+    from scx_pyland.status import read_supervisor_status
 
     previous = None
     restarts_seen = None
@@ -198,16 +232,41 @@ def monitor(interval: float, status_file: Path = STATUS_FILE) -> int:
         return 0
 
 
-def read_supervisor_status(path: Path) -> dict:
-    """The supervisor's status file, or {} when there is none (or it cannot be read)."""
-    import json
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
+def build_status_parser() -> argparse.ArgumentParser:
+    from scx_pyland.status import DEFAULT_MAX_AGE_S
+    parser = argparse.ArgumentParser(
+        prog="scx_pyland status", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Say whether a worker of scx_pyland is attached and scheduling: one line "
+                    "with the sched_ext state, the ops name, the policy, the worker's pid, the "
+                    "restart count and the last exit. It reads the supervisor's status file, "
+                    "/sys/kernel/sched_ext and the worker's statistics, never the worker's /proc "
+                    "files; the liveness and readiness check of a deployment.",
+        epilog="exit status: 0 a worker of ours is attached and scheduling; 1 it is not (no "
+               "sched_ext, no scx_pyland running, the supervisor starting or restarting the "
+               "worker or ended, another scheduler attached, statistics older than --max-age); "
+               "2 bad arguments.")
+    parser.add_argument("--json", action="store_true", help="print the whole status as JSON")
+    parser.add_argument("--status-file", type=Path, default=STATUS_FILE, metavar="FILE",
+                        help="the supervisor's status file (default: %(default)s)")
+    parser.add_argument("--max-age", type=positive_float, default=DEFAULT_MAX_AGE_S, metavar="SECS",
+                        help="statistics older than this mean the worker is not scheduling "
+                             "(default: %(default)s)")
+    return parser
+
+
+def status_command(argv: list[str]) -> int:
+    from scx_pyland.status import read_status
+    args = build_status_parser().parse_args(argv)
+    status = read_status(args.status_file, max_age=args.max_age)
+    print(status.to_json() if args.json else status.line(), flush=True)
+    return status.exit_status
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    # One subcommand; everything else is the scheduler's flags, as always.
+    if argv[:1] == ["status"]:
+        return status_command(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.help_stats:
@@ -218,10 +277,12 @@ def main(argv: list[str] | None = None) -> int:
         return monitor(args.monitor, args.status_file)
     if args.slice_us_min > args.slice_us:
         parser.error(f"--slice-us-min ({args.slice_us_min}) is larger than --slice-us ({args.slice_us})")
+    if args.metrics and args.no_supervisor:
+        parser.error("--metrics is served by the supervisor: it cannot go with --no-supervisor")
     if args.record and not args.record.parent.is_dir():
         parser.error(f"--record: no directory {str(args.record.parent)!r}")
     if not (args.worker or args.no_supervisor):
-        return supervise(args, sys.argv[1:] if argv is None else argv)
+        return supervise(args, argv)
     # The worker. The policy is loaded here, not in the supervisor: the supervisor
     # never imports the policies (they import scx_pyland._bpf).
     from scx_pyland.policies import PolicyLoadError, load_policy_class
@@ -235,7 +296,6 @@ def main(argv: list[str] | None = None) -> int:
     # lock). It must be set before the interpreter starts: re-execute once.
     if os.environ.get("PYTHONMALLOC") != "malloc":
         env = dict(os.environ, PYTHONMALLOC="malloc")
-        argv = sys.argv[1:] if argv is None else argv
         os.execve(sys.executable, [sys.executable, "-m", "scx_pyland", *argv], env)
 
     from scx_pyland.policy import PolicyConfig

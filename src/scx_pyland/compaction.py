@@ -1,6 +1,6 @@
 """vm.compact_unevictable_allowed: the worker sets it to 0 while it is attached, so
 memory compaction never takes the worker's mmap lock to move its locked pages
-(DESIGN.md, known traps), and the system's own value comes back afterwards.
+(docs/design.md, the traps), and the system's own value comes back afterwards.
 
 Whoever outlives the workers restores it. A worker's `finally` is not enough: a
 worker killed by SIGKILL (the supervisor's own kill of a frozen worker, the OOM

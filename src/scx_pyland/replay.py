@@ -85,6 +85,9 @@ def replay(policy: Policy, cycles: list[bytes]) -> list[DispatchedTask]:
     for records in cycles:
         policy.enqueue(_bpf.decode_queued(records))
         decisions += policy.dispatch()
+    # The trace is over and every CPU idle: a task the policy holds back (rustland's
+    # tasks ahead of the clock) may run on the CPU it last ran on.
+    policy.use_scheduler(lambda tasks: [task.cpu for task in tasks])
     while policy.nr_pending:
         more = policy.dispatch()
         if not more:

@@ -144,6 +144,24 @@ def _read_seq(fd: int) -> int:
     return struct.unpack("<Q", data)[0] if len(data) == 8 else -1
 
 
+def read_fd(fd: int) -> Snapshot | None:
+    """A snapshot from an open statistics file, whoever wrote it and whether or not
+    the writer lives (or removed the file): None if it holds no finished snapshot.
+    The same seqlock read as read_snapshot's."""
+    for _ in range(100):
+        seq = _read_seq(fd)
+        data = os.pread(fd, LAYOUT.size, 0)
+        if len(data) != LAYOUT.size:
+            return None
+        magic, version, pid, _, time_ns, *values = LAYOUT.unpack(data)
+        if magic != MAGIC or version != VERSION:
+            return None
+        if seq % 2 == 0 and _read_seq(fd) == seq:
+            return Snapshot(pid, time_ns, dict(zip(FIELD_NAMES, values)))
+        time.sleep(0.001)
+    return None
+
+
 def format_line(prev: Snapshot | None, cur: Snapshot) -> str:
     """One line: counters as deltas (and per second), gauges as they are."""
     seconds = (cur.time_ns - prev.time_ns) / 1e9 if prev and cur.time_ns > prev.time_ns else 0.0

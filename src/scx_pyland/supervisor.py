@@ -60,6 +60,7 @@ class SupervisorOptions:
     disabled_timeout: float = 60.0   # wait this long for state `disabled` before a start
     poll_interval: float = 0.5       # how often the sched_ext state is read
     status_file: Path | None = STATUS_FILE
+    policy: str | None = None        # the worker's --policy, for the status file
     sched_ext_dir: Path = files.SCHED_EXT
     # Workers set it to 0; its value before the first is restored after the last.
     compaction_sysctl: Path | None = compaction.SYSCTL
@@ -172,8 +173,11 @@ class Supervisor:
     """Run `command` (the worker) until a stop is requested or a restart cannot help."""
 
     def __init__(self, command: list[str], options: SupervisorOptions,
-                 env: dict[str, str] | None = None) -> None:
+                 env: dict[str, str] | None = None, metrics: object | None = None) -> None:
         self.command = command
+        # --metrics: a metrics.Collector, served by a thread of the HTTP server; we
+        # only tell it when workers come and go (refresh()).
+        self.metrics = metrics
         self.options = options
         self.env = env
         self.backoff = Backoff(options.backoff_initial, options.backoff_max, options.stable_after)
@@ -181,7 +185,7 @@ class Supervisor:
         self.stop_signal = 0         # SIGINT/SIGTERM received: forward it and end
         self.restart_requested = False   # SIGHUP received: a new worker on purpose
         self.status = {"supervisor_pid": os.getpid(), "state": "starting", "worker_pid": None,
-                       "restarts": 0, "last_exit": None}
+                       "policy": options.policy, "restarts": 0, "last_exit": None}
         self._wakeup = -1            # the read end of the signal wake-up pipe
         self._status_warned = False
 
@@ -259,6 +263,8 @@ class Supervisor:
             self.kill_group(proc.pid)
             reap_orphans()           # those that exited while the worker's zombie hid them
         self.update_status(worker_pid=None)
+        if self.metrics:
+            self.metrics.refresh()   # the ended worker's last counts join the totals
         return WorkerExit(returncode, read_exit_info(exit_info), time.monotonic() - started, frozen)
 
     def wait_worker(self, proc: subprocess.Popen) -> tuple[int, bool]:
@@ -277,6 +283,8 @@ class Supervisor:
             while True:
                 exited, signals = self.wait_event(self.options.poll_interval, pidfd, proc.pid)
                 now = time.monotonic()
+                if self.metrics:
+                    self.metrics.refresh()   # follows the worker's statistics file
                 for signum in signals:
                     if signum in (signal.SIGINT, signal.SIGTERM):
                         self.stop_signal = signum

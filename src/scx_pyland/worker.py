@@ -2,7 +2,7 @@
 
 It schedules every other task on the machine, so it must never wait on one: no
 threads, no lazy imports, no blocking I/O and no garbage collection while attached
-(DESIGN.md, known traps). The loop, once attached:
+(docs/design.md, the traps). The loop, once attached:
 
     queued tasks (a batch) -> policy.enqueue -> policy.dispatch -> dispatch (a batch)
         -> notify_complete (yield)
@@ -309,7 +309,7 @@ class Worker:
                 f"stalled {share(c.nr_stalled_dispatches)}, "
                 f"congested {share(c.nr_sched_congested)}; cancelled {c.nr_cancel_dispatches}, "
                 f"bounced {c.nr_bounce_dispatches}, failed {c.nr_failed_dispatches}"
-                + (f", drain errors {c.nr_drain_errors}" if c.nr_drain_errors else ""))
+                + (f", failed drains {c.nr_drain_errors}" if c.nr_drain_errors else ""))
 
 
 class CannotStart(Exception):
