@@ -66,7 +66,8 @@ def test_the_global_vruntime_advances_by_no_more_than_the_cpu_time_used():
     policy.vruntime_now = 1_000
     # Ran 3 ms at weight 1 (nice 19): the task is charged 300 ms, the clock 3 ms.
     enqueue(policy, queued_bytes(1, vtime=1_000, start_ts=10_000_000, stop_ts=13_000_000, weight=1))
-    policy.use_scheduler(lambda tasks: [0] * len(tasks))    # far ahead: it runs on an idle CPU
+    policy.use_scheduler(lambda tasks: [0] * len(tasks))    # far ahead: it runs on an idle CPU,
+    assert policy.dispatch() == []                           # after a cycle of waiting
     [d] = drain(policy)
     assert d.vtime == 1_000 + 300_000_000
     assert policy.vruntime_now == 1_000 + 3_000_000
@@ -99,9 +100,21 @@ def test_a_task_far_ahead_of_the_clock_waits_unless_a_cpu_is_idle():
     policy.vruntime_now = 100 * SLICE_MAX
     enqueue(policy, queued_bytes(1, vtime=100 * SLICE_MAX + 2 * SLICE_MAX))
     assert policy.dispatch() == [] and policy.nr_pending == 1     # no CPU idle
+    assert policy.dispatch() == []
     policy.use_scheduler(lambda tasks: [1] * len(tasks))           # CPU 1 is idle
     [d] = policy.dispatch()
     assert (d.pid, d.cpu) == (1, 1) and policy.nr_pending == 0
+
+
+def test_an_idle_cpu_is_taken_only_after_a_cycle_of_waiting():
+    # The CPU a task just left looks idle until its record is read, a cycle later.
+    policy = RustlandPolicy(CONFIG)
+    policy.use_scheduler(lambda tasks: [1] * len(tasks))
+    policy.vruntime_now = 100 * SLICE_MAX
+    enqueue(policy, queued_bytes(1, vtime=100 * SLICE_MAX + 2 * SLICE_MAX))
+    assert policy.dispatch() == []
+    [d] = policy.dispatch()
+    assert d.pid == 1
 
 
 def test_cpu_hogs_on_one_cpu_share_it_by_weight():
@@ -191,3 +204,10 @@ def test_two_generations_of_one_task_can_wait_together():
     policy = RustlandPolicy(CONFIG)
     enqueue(policy, queued_bytes(1, enq_cnt=1), queued_bytes(1, enq_cnt=2))
     assert sorted(d.enq_cnt for d in drain(policy)) == [1, 2]
+
+
+def test_half_a_long_backlog_is_dispatched_per_cycle():
+    policy = RustlandPolicy(CONFIG)     # 2 CPUs
+    enqueue(policy, *(queued_bytes(pid) for pid in range(1, 11)))
+    assert len(policy.dispatch()) == 5
+    assert policy.nr_pending == 5

@@ -86,11 +86,12 @@ def replay(policy: Policy, cycles: list[bytes]) -> list[DispatchedTask]:
         policy.enqueue(_bpf.decode_queued(records))
         decisions += policy.dispatch()
     # The trace is over and every CPU idle: a task the policy holds back (rustland's
-    # tasks ahead of the clock) may run on the CPU it last ran on.
+    # tasks ahead of the clock, which take an idle CPU on the next cycle) may run on
+    # the CPU it last ran on.
     policy.use_scheduler(lambda tasks: [task.cpu for task in tasks])
-    while policy.nr_pending:
+    idle_cycles = 0
+    while policy.nr_pending and idle_cycles < 3:
         more = policy.dispatch()
-        if not more:
-            break
+        idle_cycles = 0 if more else idle_cycles + 1
         decisions += more
     return decisions

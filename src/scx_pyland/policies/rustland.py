@@ -9,12 +9,13 @@
    capped at 100 maximum slices: tasks that run in short bursts (interactive ones)
    come first.
 4. Each cycle the tasks with the earliest deadlines (then the earliest arrival,
-   then the lowest pid) are dispatched, at most one per CPU, with the minimum
+   then the lowest pid) are dispatched, one per CPU (half the backlog when that is
+   more), with the minimum
    slice scaled by their weight, each on an idle CPU near its last one if there is
    one, else on any CPU (or always on the CPU it last ran on, with --percpu-local).
 5. Only tasks whose vruntime is at most one maximum slice ahead of vruntime_now
    are eligible, as in EEVDF: a task charged far ahead (a nice-19 task after a
-   run) waits for the clock, unless one of its CPUs is idle. Without this rule a
+   run) waits for the clock, unless one of its CPUs is idle (two cycles running). Without this rule a
    task waiting alone is dispatched at once, whatever its vruntime, and two CPU
    hogs on one CPU take turns: nice 0 and nice 19 got 50% each.
 
@@ -35,8 +36,10 @@ Departures from scx_rustland, each for a fault seen in a guest:
   deadline there would add the task's exec_runtime to its vruntime again every
   cycle, so CPU-bound tasks ran away from vruntime_now and starved until the
   watchdog fired (seen under hackbench).
-- Up to one task per CPU per cycle, where scx_rustland dispatches one: each worker
-  cycle costs a yield and a trip through the interpreter (docs/benchmarks.md).
+- Up to one task per CPU per cycle, or half a long backlog, where scx_rustland
+  dispatches one: each worker cycle costs a yield and a trip through the
+  interpreter (docs/benchmarks.md), and with hundreds of wake-ups queued one task
+  per CPU per cycle left a woken task waiting over a second.
 
 The lag of a runnable task is bounded as in scx_rustland: its vruntime is at most
 one maximum slice behind vruntime_now (rule 1), its deadline at most 100 slices
@@ -67,6 +70,8 @@ class RustlandPolicy(Policy):
         # (deadline, arrival ns, pid, enq_cnt, vruntime, task): heapq keeps the
         # earliest first; enq_cnt tells apart two generations of one task.
         self.pending: list[tuple[int, int, int, int, int, QueuedTask]] = []
+        # (pid, enq_cnt) of the tasks rule 5 held back in the last cycle.
+        self.held: set[tuple[int, int]] = set()
 
     def enqueue(self, tasks: list[QueuedTask]) -> None:
         if not tasks:
@@ -99,7 +104,10 @@ class RustlandPolicy(Policy):
             return []
         # Rule 4: the earliest deadlines among the eligible tasks run next, one task
         # per CPU at most, each for a slice scaled by its weight.
-        nr_cpus = self.config.nr_cpus
+        # One task per CPU, or half the backlog when it is long: each cycle costs a
+        # trip through the worker, and the rest still run in vtime order from the
+        # kernel's DSQs.
+        nr_cpus = max(self.config.nr_cpus, len(pending) // 2)
         eligible_until = self.vruntime_now + self.config.slice_ns
         chosen: list[tuple[int, int, int, int, int, QueuedTask]] = []
         ahead: list[tuple[int, int, int, int, int, QueuedTask]] = []
@@ -116,13 +124,17 @@ class RustlandPolicy(Policy):
                               vruntime, task.enq_cnt)
                for (_, _, pid, _, vruntime, task), cpu in zip(chosen, cpus)]
         # Rule 5: a task ahead of the clock waits for it, unless one of its CPUs is
-        # idle (nothing else wants it).
+        # idle and was already held back last cycle: the CPU a task just left looks
+        # idle until the worker has read that task's record, a cycle later.
+        held_before, self.held = self.held, set()
         for entry, cpu in zip(ahead, cpus[len(chosen):]):
-            if cpu >= 0 and not self.config.percpu_local:
+            key = (entry[2], entry[3])
+            if cpu >= 0 and key in held_before and not self.config.percpu_local:
                 out.append(DispatchedTask(entry[2], cpu, 0, slice_min * entry[5].weight // 100,
                                           entry[4], entry[3]))
             else:
                 heapq.heappush(pending, entry)
+                self.held.add(key)
         return out
 
     @property
