@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from scx_pyland import _bpf
+from scx_pyland.policies import rustland
 from scx_pyland.policies.rustland import RustlandPolicy
-from scx_pyland.policy import PolicyConfig
+from scx_pyland.policy import RL_CPU_ANY, PolicyConfig
 from scx_pyland.records import queued_bytes
 
 SLICE_MAX = 20_000_000
@@ -61,13 +64,12 @@ def test_the_last_run_is_charged_scaled_by_weight_to_task_and_global_vruntime():
     assert policy.vruntime_now == 1_000 + 1_500_000
 
 
-def test_the_global_vruntime_advances_by_no_more_than_the_cpu_time_used():
+def test_the_global_vruntime_advances_by_no_more_than_the_cpu_time_used(monkeypatch):
     policy = RustlandPolicy(CONFIG)
     policy.vruntime_now = 1_000
     # Ran 3 ms at weight 1 (nice 19): the task is charged 300 ms, the clock 3 ms.
     enqueue(policy, queued_bytes(1, vtime=1_000, start_ts=10_000_000, stop_ts=13_000_000, weight=1))
-    policy.use_scheduler(lambda tasks: [0] * len(tasks))    # far ahead: it runs on an idle CPU,
-    assert policy.dispatch() == []                           # after a cycle of waiting
+    monkeypatch.setattr(rustland, "HOLD_MAX_NS", 0)         # far ahead: let it run now
     [d] = drain(policy)
     assert d.vtime == 1_000 + 300_000_000
     assert policy.vruntime_now == 1_000 + 3_000_000
@@ -80,7 +82,6 @@ def simulate_one_cpu(weights: dict[int, int], ticks: int, tick_ns: int = 4_000_0
     policy is asked, with the CPU idle: select_cpus gives it to the first task.
     Returns the ticks each pid got."""
     policy = RustlandPolicy(PolicyConfig(slice_ns=SLICE_MAX, slice_min_ns=SLICE_MIN, nr_cpus=1))
-    policy.use_scheduler(lambda tasks: [0] + [-1] * (len(tasks) - 1))
     got = {pid: 0 for pid in weights}
     enqueue(policy, *(queued_bytes(pid, weight=w, vtime=1) for pid, w in weights.items()))
     queue: list = []
@@ -95,26 +96,26 @@ def simulate_one_cpu(weights: dict[int, int], ticks: int, tick_ns: int = 4_000_0
     return got
 
 
-def test_a_task_far_ahead_of_the_clock_waits_unless_a_cpu_is_idle():
+def test_a_task_far_ahead_of_the_clock_waits_for_it_250_ms_at_most(monkeypatch):
+    policy = RustlandPolicy(CONFIG)
+    policy.use_scheduler(lambda tasks: [1] * len(tasks))   # even with an idle CPU
+    policy.vruntime_now = 100 * SLICE_MAX
+    enqueue(policy, queued_bytes(1, vtime=100 * SLICE_MAX + 2 * SLICE_MAX))
+    assert policy.dispatch() == [] and policy.nr_pending == 1
+    later = time.monotonic_ns() + rustland.HOLD_MAX_NS
+    monkeypatch.setattr(rustland.time, "monotonic_ns", lambda: later)
+    [d] = policy.dispatch()
+    assert (d.pid, d.cpu) == (1, RL_CPU_ANY) and policy.nr_pending == 0
+
+
+def test_the_clock_catching_up_makes_a_held_task_eligible():
     policy = RustlandPolicy(CONFIG)
     policy.vruntime_now = 100 * SLICE_MAX
     enqueue(policy, queued_bytes(1, vtime=100 * SLICE_MAX + 2 * SLICE_MAX))
-    assert policy.dispatch() == [] and policy.nr_pending == 1     # no CPU idle
     assert policy.dispatch() == []
-    policy.use_scheduler(lambda tasks: [1] * len(tasks))           # CPU 1 is idle
-    [d] = policy.dispatch()
-    assert (d.pid, d.cpu) == (1, 1) and policy.nr_pending == 0
-
-
-def test_an_idle_cpu_is_taken_only_after_a_cycle_of_waiting():
-    # The CPU a task just left looks idle until its record is read, a cycle later.
-    policy = RustlandPolicy(CONFIG)
-    policy.use_scheduler(lambda tasks: [1] * len(tasks))
-    policy.vruntime_now = 100 * SLICE_MAX
-    enqueue(policy, queued_bytes(1, vtime=100 * SLICE_MAX + 2 * SLICE_MAX))
-    assert policy.dispatch() == []
-    [d] = policy.dispatch()
-    assert d.pid == 1
+    # Another task ran 30 ms: the clock moves 30 ms, the held task is 10 ms ahead.
+    enqueue(policy, queued_bytes(2, vtime=100 * SLICE_MAX, start_ts=0, stop_ts=30_000_000))
+    assert sorted(d.pid for d in policy.dispatch()) == [1, 2]
 
 
 def test_cpu_hogs_on_one_cpu_share_it_by_weight():

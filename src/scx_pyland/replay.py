@@ -13,10 +13,14 @@ policy as the worker does: enqueue the cycle's tasks, then one dispatch.
 from __future__ import annotations
 
 import struct
+import time
 from pathlib import Path
 
 from scx_pyland import _bpf
 from scx_pyland.policy import DispatchedTask, Policy
+
+# How long a replay waits at its end for tasks a policy holds back for a while.
+HOLD_PAUSE_S = 0.3
 
 MAGIC = b"PYLANDTR"
 VERSION = 1
@@ -85,13 +89,15 @@ def replay(policy: Policy, cycles: list[bytes]) -> list[DispatchedTask]:
     for records in cycles:
         policy.enqueue(_bpf.decode_queued(records))
         decisions += policy.dispatch()
-    # The trace is over and every CPU idle: a task the policy holds back (rustland's
-    # tasks ahead of the clock, which take an idle CPU on the next cycle) may run on
-    # the CPU it last ran on.
-    policy.use_scheduler(lambda tasks: [task.cpu for task in tasks])
-    idle_cycles = 0
-    while policy.nr_pending and idle_cycles < 3:
+    # The trace is over: a task the policy holds back for a while (rustland's tasks
+    # ahead of the clock, 250 ms at most) gets one more chance after a pause.
+    waited = False
+    while policy.nr_pending:
         more = policy.dispatch()
-        idle_cycles = 0 if more else idle_cycles + 1
+        if not more:
+            if waited:
+                break
+            waited = True
+            time.sleep(HOLD_PAUSE_S)
         decisions += more
     return decisions
