@@ -282,7 +282,7 @@ def test_daemonset_container_attaches_answers_its_probe_and_stops_cleanly(docker
             assert time.monotonic() < deadline, f"probe never answered 0: {answer.stdout}\n{logs(docker, 'scx')}"
             time.sleep(1)
         ready = time.monotonic()
-        assert sched_ext_state() == "enabled" and OPS.read_text().strip().startswith("pyland")
+        assert sched_ext_state() == "enabled" and sched_ext_ops().startswith("pyland")
         assert answer.stdout.startswith("scx_pyland: scheduling: attached as pyland"), answer.stdout
         port = next(p for p in c["ports"] if p["name"] == "metrics")["containerPort"]
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=30) as response:
