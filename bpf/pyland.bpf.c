@@ -460,6 +460,20 @@ static bool queue_to_user(struct task_struct *p, u64 enq_flags)
  */
 static void enqueue_worker(struct task_struct *p, u64 enq_flags)
 {
+	s32 cpu;
+
+	/*
+	 * Where CPUs cannot be kicked (Debian's 7.1 and 7.2, compat.bpf.h), a waking
+	 * worker goes straight to an idle CPU's local DSQ, whose CPU the kernel wakes
+	 * itself: otherwise it would wait for the heartbeat while tasks queued to it
+	 * wait too (a 4 s SIGSTOP then ended in the watchdog's ejection on 7.2).
+	 */
+	if ((enq_flags & SCX_ENQ_WAKEUP) && !can_kick_cpus() &&
+	    (cpu = pick_idle_online(p)) >= 0 && cpu < MAX_CPUS) {
+		dsq_insert(p, SCX_DSQ_LOCAL_ON | cpu, slice_ns, enq_flags);
+		return;
+	}
+
 	dsq_insert(p, WORKER_DSQ, slice_ns, enq_flags);
 	if (enq_flags & SCX_ENQ_WAKEUP) {
 		set_worker_needed();

@@ -237,16 +237,26 @@ STATS_LINE = re.compile(r"scx_pyland: user \d+(?: \(\d+/s\))? kernel \d+ direct 
 ATTACHED_LINE = re.compile(r"scx_pyland: attached as \S+ \(fifo policy, \d+ CPUs, slice \d+ us\)")
 
 
+def wait_for_stats_lines(run, count: int, timeout: float = 30) -> None:
+    """Until the log holds `count` stats lines (whole or not)."""
+    deadline = time.monotonic() + timeout
+    while run.output.count("scx_pyland: user ") < count:
+        assert time.monotonic() < deadline, f"fewer than {count} stats lines in {timeout} s\n{run.output}"
+        time.sleep(0.25)
+
+
 def test_stats_lines_and_the_supervisor_s_lines_are_whole_in_a_log_file(start_scx):
     """Issue 18: `scx_pyland --stats 1 > log 2>&1` (the file opened without O_APPEND,
     as ScxRun does): across a restart and a stop, every line of the log is whole and
     each line of the supervisor and the workers is there once."""
     run = start_scx("--policy", "fifo", "--stats", "1")
-    time.sleep(2.5)
+    # A stats line comes with the worker's once-a-second tick, which an idle worker
+    # may reach late (on 7.2, which cannot kick CPUs, only at the heartbeat).
+    wait_for_stats_lines(run, 1)
     killed = time.monotonic()
     os.kill(run.worker_pid(), signal.SIGKILL)
     wait_reattached(run, 1, killed)
-    time.sleep(2.5)
+    wait_for_stats_lines(run, 2)
     assert run.stop(signal.SIGINT) == 0, run.diagnosis()
     log = run.output
     assert log.endswith("\n"), log

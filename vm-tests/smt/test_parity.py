@@ -147,11 +147,13 @@ def test_partial_leaves_ordinary_tasks_alone_and_schedules_sched_ext_ones(start_
     run = start_scx("--policy", "fifo", "--partial")
     time.sleep(2)
     before = snapshot_user()
-    subprocess.run(["stress-ng", "--cpu", "4", "-t", "5s"], cwd=tmp_path, capture_output=True, timeout=120)
+    # Twice as many hogs as CPUs: with one per CPU nothing waits, and the BPF side
+    # lets each go on at the end of its slice without the worker.
+    subprocess.run(["stress-ng", "--cpu", "8", "-t", "5s"], cwd=tmp_path, capture_output=True, timeout=120)
     time.sleep(1.5)
     ordinary = snapshot_user() - before
     before = snapshot_user()
-    subprocess.run([*AS_SCHED_EXT, "stress-ng", "--cpu", "4", "-t", "5s"], cwd=tmp_path,
+    subprocess.run([*AS_SCHED_EXT, "stress-ng", "--cpu", "8", "-t", "5s"], cwd=tmp_path,
                    capture_output=True, timeout=120)
     time.sleep(1.5)
     ext = snapshot_user() - before
