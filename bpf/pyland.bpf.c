@@ -675,11 +675,18 @@ void BPF_STRUCT_OPS(pyland_dispatch, s32 cpu, struct task_struct *prev)
 
 	/*
 	 * A real-time task holds this CPU, and this may be its ext_server's pick:
-	 * an empty answer would stop the server for good while the worker waits on
-	 * this CPU (cpu_rt_busy()). Run the worker even with nothing to do.
+	 * an empty answer stops the server for good while this CPU still has
+	 * sched_ext tasks (cpu_rt_busy()). Run the worker even with nothing to do,
+	 * or let the task that ran go on: a worker that yields here with nothing
+	 * left to do is the usual case (it ran under the server and caught up).
 	 */
-	if (cpu_rt_busy(cpu) && dsq_move_to_local(WORKER_DSQ))
+	if (cpu_rt_busy(cpu)) {
+		if (dsq_move_to_local(WORKER_DSQ))
+			return;
+		if (prev && is_queued(prev))
+			task_set_slice(prev, slice_ns);
 		return;
+	}
 
 	/*
 	 * Nothing else wants this CPU: the task whose slice ended goes on instead of

@@ -218,12 +218,10 @@ def test_rt_hogs_on_every_cpu_leave_scx_pyland_attached(start_scx, tmp_path):
     stayed = enable_seq() == seq and run.status().get("restarts", 0) == 0
     record_result("rt_hogs_every_cpu", {"seconds": RT_SECONDS, "stayed_attached": stayed,
                                         "last_exit": (run.status().get("last_exit") or {}).get("reason")})
-    # Issue 13's target is to stay attached; not met yet: with every CPU held, the
-    # ext_server of a CPU whose pick finds nothing (the worker busy on the other
-    # CPU) stops for good (docs/design.md). What is held to here: scheduled again
-    # once the hogs are gone.
-    if not stayed:
-        wait_reattached_after_rt(run)
+    # Every CPU held: sched_ext tasks, the worker among them, run only under the
+    # ext_servers, which must never find nothing to run (docs/design.md, real-time).
+    run.assert_attached()
+    assert stayed, run.diagnosis()
 
 
 def wait_reattached_after_rt(run, timeout: float = 120) -> None:
