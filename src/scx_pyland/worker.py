@@ -554,13 +554,13 @@ class Worker:
         if self.nr_swaps:
             safety += f"; policy swaps {self.nr_swaps}"
         return (f"exit: {reason}; kind {kind_name(info.kind)} 0x{info.kind:x}, code {info.exit_code}; "
-                f"ran {seconds:.1f} s; policy {self.policy.name} dispatched {self.nr_dispatched}{safety}; "
+                f"ran {seconds:.1f} s; policy {self.policy.name} dispatched {self.nr_dispatched}; "
                 f"dispatches: user {share(c.nr_user_dispatches)}, kernel {share(c.nr_kernel_dispatches)}, "
                 f"direct {share(c.nr_direct_dispatches)}, realtime {share(c.nr_rt_dispatches)}, "
                 f"stalled {share(c.nr_stalled_dispatches)}, "
                 f"congested {share(c.nr_sched_congested)}; cancelled {c.nr_cancel_dispatches}, "
                 f"bounced {c.nr_bounce_dispatches}, failed {c.nr_failed_dispatches}"
-                + (f", failed drains {c.nr_drain_errors}" if c.nr_drain_errors else ""))
+                + (f", failed drains {c.nr_drain_errors}" if c.nr_drain_errors else "") + safety)
 
 
 class CannotStart(Exception):
