@@ -206,7 +206,7 @@ NB_MODULE(_bpf, m) {
                      return nb::borrow(decisions);
                  return valid_items(c, decisions, 0);
              },
-             "decisions"_a,
+             "decisions"_a.none(),
              "Take the policy's decisions (a list of DispatchedTask) out of custody: one for the "
              "generation held releases its task; one for an older generation of a task held is stale "
              "(sent all the same: the BPF side cancels it); one for a task not held (never given, "
@@ -229,7 +229,7 @@ NB_MODULE(_bpf, m) {
                  auto s = encode_dispatched_records(c.valid);
                  return nb::bytes(s.data(), s.size());
              },
-             "decisions"_a,
+             "decisions"_a.none(),
              "release() and encode_dispatched() of what is left in one call, as Scheduler.submit() "
              "does (tests, the policy benchmark).")
         .def("take_overdue",
@@ -335,7 +335,7 @@ NB_MODULE(_bpf, m) {
                      return nb::none();
                  return valid_items(s.custody, decisions, sent);
              },
-             "decisions"_a,
+             "decisions"_a.none(),
              "The policy's decisions: take them out of custody (Custody.release: the invalid ones are "
              "dropped and counted) and send the rest in order. Returns None when all went, else the "
              "list of those the full ring refused, to send first next time (with dispatch()). Raises "

@@ -21,7 +21,8 @@ def test_help_explains_every_option():
     assert out.returncode == 0
     for option in ("--policy", "--slice-us", "--slice-us-min", "--percpu-local", "--partial",
                    "--timeout-ms", "--exit-dump-len", "--stats", "--monitor", "--help-stats",
-                   "--record", "--verbose", "--version"):
+                   "--record", "--verbose", "--version", "--watch", "--on-policy-error",
+                   "--rescue-after-ms", "scx_pyland reload"):
         assert option in out.stdout
     assert "exit status" in out.stdout
 
@@ -36,6 +37,9 @@ def test_version():
     (["--slice-us", "0"], "must be greater than 0"),
     (["--slice-us", "fast"], "not a whole number"),
     (["--timeout-ms", "60000"], "caps the watchdog at 30000 ms"),
+    (["--rescue-after-ms", "5000"], "must be below --timeout-ms (5000)"),
+    (["--on-policy-error", "ignore"], "must be fallback or exit"),
+    (["reload", "--timeout", "soon"], "invalid float value"),
     (["--policy", "nope"], "unknown policy 'nope'"),
     (["--stats", "0"], "must be greater than 0"),
     (["--record", "/no/such/dir/trace"], "no directory"),

@@ -40,7 +40,7 @@ FIELDS: tuple[Field, ...] = (
     Field("nr_bounce_dispatches", "counter", "policy decisions for a CPU the task may not use (sent to any CPU)"),
     Field("nr_failed_dispatches", "counter", "policy decisions for a task that had exited"),
     Field("nr_drain_errors", "counter", "failed reads of the ring of decisions, other than another CPU reading it"),
-    Field("nr_policy_dispatches", "counter", "decisions the policy sent to the kernel"),
+    Field("nr_policy_dispatches", "counter", "decisions sent to the kernel: the policy's and the worker's rescues"),
     Field("nr_page_faults", "counter", "the worker's page faults (should stay flat while attached)"),
     Field("nr_policy_errors", "counter", "exceptions from the policy; the fifo policy took over its tasks each time"),
     Field("nr_rescued", "counter", "tasks the policy held too long (--rescue-after-ms), dispatched by the worker"),

@@ -292,9 +292,7 @@ class Worker:
             decisions = pick()
             if backlog:
                 # The ring was full (or tasks were rescued): what waits goes first.
-                if decisions:
-                    decisions = release(decisions)
-                decisions = backlog + decisions
+                decisions = backlog + (release(decisions) if decisions else [])
                 backlog.clear()
                 sent = dispatch(decisions)
                 if sent < len(decisions):
