@@ -37,6 +37,7 @@ std::span<const DispatchedTask> gather(const nb::list &tasks, std::vector<Dispat
 // The custody table plus its counters and the buffers its calls reuse.
 struct PyCustody {
     Custody custody;
+    uint64_t stamp_ns = 0;  // the time receives record; 0: read the clock each time
     uint64_t nr_released = 0, nr_stale = 0, nr_invalid = 0;
     std::vector<QueuedTask> out;
     std::vector<DispatchedTask> valid;   // the decisions to send, in order
@@ -50,7 +51,12 @@ uint64_t monotonic_ns() {
     return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
 }
 
-void receive_all(PyCustody &c, const std::vector<QueuedTask> &tasks, uint64_t now_ns) {
+// The time to record for tasks received now: the stamp when one is set (the worker
+// sets its next housekeeping time, so no clock is read per cycle), else the clock.
+uint64_t receive_time(const PyCustody &c) { return c.stamp_ns ? c.stamp_ns : monotonic_ns(); }
+
+void receive_all(PyCustody &c, const std::vector<QueuedTask> &tasks) {
+    uint64_t now_ns = receive_time(c);
     for (const QueuedTask &t : tasks)
         c.custody.receive(t, now_ns);
 }
@@ -194,12 +200,18 @@ NB_MODULE(_bpf, m) {
         .def("receive",
              [](PyCustody &c, const nb::list &tasks, uint64_t now_ns) {
                  if (!now_ns)
-                     now_ns = monotonic_ns();
+                     now_ns = receive_time(c);
                  for (nb::handle item : tasks)
                      c.custody.receive(nb::cast<const QueuedTask &>(item), now_ns);
              },
              "tasks"_a, "now_ns"_a = 0,
-             "Record tasks (QueuedTask) handed to the policy at now_ns (CLOCK_MONOTONIC ns; 0: now).")
+             "Record tasks (QueuedTask) handed to the policy at now_ns (CLOCK_MONOTONIC ns; 0: "
+             "stamp_ns, or the clock when no stamp is set).")
+        .def_rw("stamp_ns", &PyCustody::stamp_ns,
+                "The time (CLOCK_MONOTONIC ns) receive(), decode() and Scheduler.dequeue() record for "
+                "the tasks they take in; 0 (the default) reads the clock each time. The worker sets "
+                "its next housekeeping time, a moment after any receive before it, so a task is never "
+                "taken for older than it is and no clock is read per cycle.")
         .def("release",
              [](PyCustody &c, nb::handle decisions) -> nb::object {
                  if (!release_decisions(c, decisions))
@@ -217,7 +229,7 @@ NB_MODULE(_bpf, m) {
         .def("decode",
              [](PyCustody &c, const nb::bytes &data) {
                  auto tasks = decode_queued_records(bytes_of(data));
-                 receive_all(c, tasks, monotonic_ns());
+                 receive_all(c, tasks);
                  return tasks;
              },
              "data"_a,
@@ -308,7 +320,7 @@ NB_MODULE(_bpf, m) {
                  s.queued.clear();
                  s.sched.dequeue(s.queued, max);
                  if (!s.queued.empty())
-                     receive_all(s.custody, s.queued, monotonic_ns());
+                     receive_all(s.custody, s.queued);
                  nb::list out;
                  for (const QueuedTask &t : s.queued)
                      out.append(nb::cast(t));

@@ -117,3 +117,12 @@ def test_it_matches_a_dict_through_many_random_operations_and_growth():
         assert len(custody) == len(model)
     assert sorted(t.pid for t in custody.held()) == sorted(model)
     assert {t.pid: t.enq_cnt for t in custody.held()} == model
+
+
+def test_a_stamp_set_is_the_time_recorded_for_every_task_received():
+    custody = _bpf.Custody()
+    custody.stamp_ns = 7 * SECOND          # the worker's next housekeeping time
+    custody.decode(queued_bytes(1))
+    custody.receive(queued(2))
+    assert custody.take_overdue(2 * SECOND, 1, now_ns=8 * SECOND) == []      # 1 s old only
+    assert [d.pid for d in custody.take_overdue(2 * SECOND, 1, now_ns=9 * SECOND)] == [1, 2]

@@ -41,6 +41,7 @@ def run(policy_name: str, batch: int, seconds: float, custody: bool = False) -> 
     policy = BUILTIN[policy_name](PolicyConfig(nr_cpus=2))
     batches = [synthetic_records(batch, 1000 + k * batch) for k in range(16)]
     held = _bpf.Custody()
+    held.stamp_ns = time.monotonic_ns()     # as the worker sets it at each housekeeping
     decode, encode = (held.decode, held.encode) if custody else (_bpf.decode_queued, _bpf.encode_dispatched)
     enqueue, dispatch = policy.enqueue, policy.dispatch
     tasks = 0

@@ -254,6 +254,9 @@ class Worker:
         now = time.monotonic_ns()
         self.next_housekeeping = now + self.housekeeping_ns
         self.next_tick = now + TICK_NS
+        # Tasks received until the next housekeeping are recorded as received then:
+        # never taken for older than they are, and no clock read per cycle.
+        sched.custody.stamp_ns = self.next_housekeeping
         try:
             while not (sched.exited() or self.stop_requested):
                 try:
@@ -313,6 +316,7 @@ class Worker:
         (--watch), and the statistics. True when the policy changed."""
         now = time.monotonic_ns()
         self.next_housekeeping = now + self.housekeeping_ns
+        sched.custody.stamp_ns = self.next_housekeeping
         self.rescue(sched)
         if now < self.next_tick:
             return False
