@@ -86,7 +86,7 @@ void Custody::grow() {
 
 void Custody::sorted_indices(std::vector<size_t> &out, uint64_t cutoff_ns) const {
     for (size_t i = 0; i < slots_.size(); i++)
-        if (slots_[i].used && slots_[i].since_ns < cutoff_ns)
+        if (slots_[i].used && slots_[i].since_ns <= cutoff_ns)
             out.push_back(i);
     std::sort(out.begin(), out.end(), [this](size_t a, size_t b) {
         return slots_[a].since_ns != slots_[b].since_ns ? slots_[a].since_ns < slots_[b].since_ns

@@ -35,7 +35,7 @@ public:
 
     void receive(const QueuedTask &task, uint64_t now_ns);
     Verdict release(const DispatchedTask &decision);
-    // Remove every task held since before `cutoff_ns` and append it to `out`, oldest first.
+    // Remove every task held since `cutoff_ns` or before and append it to `out`, oldest first.
     void take_overdue(uint64_t cutoff_ns, std::vector<QueuedTask> &out);
     // Append every task held to `out`, oldest first; nothing is removed.
     void held(std::vector<QueuedTask> &out) const;

@@ -257,7 +257,7 @@ NB_MODULE(_bpf, m) {
                  return rescued;
              },
              "held_longer_than_ns"_a, "slice_ns"_a, "now_ns"_a = 0,
-             "Remove every task held longer than held_longer_than_ns (ns) at now_ns (0: now) and return "
+             "Remove every task held held_longer_than_ns (ns) or longer at now_ns (0: now) and return "
              "a decision for each, oldest first: any CPU (RL_CPU_ANY), slice_ns, the vtime it was queued "
              "with, its enq_cnt.")
         .def("held",
