@@ -25,6 +25,8 @@ A behaviour is a dict:
            nr_queued gauge is the pid, nr_pending the line's number
     reload: SPEC: on SIGHUP (logged to signals.log), switch to SPEC as a worker
            does: a new PLAN_DIR/run/policy.json with one more swap
+    attach_after: SECS: attach (state "enabled") only after SECS, ignoring SIGHUP
+           until then, as a worker does
 Every start appends its arguments (after PLAN_DIR) to argv.log, as JSON.
 """
 
@@ -95,10 +97,15 @@ def reload(signum, frame):
 if step.get("run"):    # ready for the signal before the start is seen
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-if "reload" in step:
+if "reload" in step and "attach_after" not in step:
     signal.signal(signal.SIGHUP, reload)
 append("argv.log", json.dumps(sys.argv[2:]))
 append("starts.log", str(os.getpid()))
+if "attach_after" in step:
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    time.sleep(step["attach_after"])
+    if "reload" in step:
+        signal.signal(signal.SIGHUP, reload)
 if step.get("flash"):
     seq = plan_dir / "sched_ext" / "enable_seq"
     seq.write_text(f"{int(seq.read_text()) + 1}\n")

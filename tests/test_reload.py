@@ -85,8 +85,14 @@ def test_while_the_supervisor_restarts_the_worker_it_asks_to_try_again(tmp_path,
     assert status == 1 and "the supervisor is restarting the worker; try again" in err
 
 
-def test_a_request_is_taken_once():
-    path = Path(f"/tmp/scx_pyland-test-request-{time.time_ns()}.json")
-    reload.write_request(path, "id1", "fifo")
-    assert reload.take_request(path) == {"id": "id1", "policy": "fifo", "time": pytest.approx(time.time(), abs=60)}
+def test_a_request_is_taken_once(tmp_path):
+    path = tmp_path / "reload.json"
+    reload.write_request(path, "id1", "fifo", timeout=30)
+    assert reload.take_request(path) == {"id": "id1", "policy": "fifo", "until": pytest.approx(time.time() + 30, abs=5)}
+    assert reload.take_request(path) == {} and not path.exists()
+
+
+def test_a_request_nobody_waits_for_any_more_is_dropped(tmp_path):
+    path = tmp_path / "reload.json"
+    reload.write_request(path, "id1", "fifo", timeout=-1)   # its asker gave up
     assert reload.take_request(path) == {} and not path.exists()

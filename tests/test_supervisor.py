@@ -326,6 +326,16 @@ def test_sighup_makes_the_worker_reload_its_policy_without_a_restart(supervise):
     assert "SIGHUP: the worker reloads its policy" in run.log
 
 
+def test_a_sighup_before_the_worker_attached_reaches_it_once_it_has(supervise):
+    run = supervise([{"run": True, "reload": "fifo", "attach_after": 1.0}], policy="rustland")
+    run.wait_until(lambda: run.starts() == 1)
+    run.proc.send_signal(signal.SIGHUP)      # the worker still ignores SIGHUP
+    run.wait_until(lambda: run.status().get("policy_swaps") == 1)
+    assert run.lines("signals.log") == ["SIGHUP"]
+    run.proc.send_signal(signal.SIGTERM)
+    assert run.wait() == 0 and run.starts() == 1
+
+
 def test_a_new_worker_starts_with_the_policy_in_use_not_the_first_one(supervise):
     run = supervise([{"run": True, "reload": "examples/x.py:X"}, {"run": True}], policy="rustland")
     run.wait_starts(1)

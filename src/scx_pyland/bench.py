@@ -20,7 +20,7 @@ from scx_pyland.policies import BUILTIN
 from scx_pyland.policy import PolicyConfig
 from scx_pyland.records import queued_bytes
 
-ROUNDS = 10     # alternating rounds per cell: alone, with custody, alone, ...
+ROUNDS = 20     # alternating rounds per cell: alone, with custody, alone, ...
 
 
 def synthetic_records(n: int, start_pid: int) -> bytes:

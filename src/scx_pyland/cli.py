@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -325,6 +326,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--record: no directory {str(args.record.parent)!r}")
     if not (args.worker or args.no_supervisor):
         return supervise(args, argv)
+    # SIGHUP means "reload" to a worker, which it handles once attached; until then
+    # it must not end it (the default action).
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     # The worker. The policy is loaded here, not in the supervisor: the supervisor
     # never imports the policies (they import scx_pyland._bpf).
     from scx_pyland.policies import PolicyLoadError, load_policy_class

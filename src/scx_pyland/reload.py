@@ -1,9 +1,10 @@
 """Swapping the policy of a running worker: the files and the command.
 
     scx_pyland reload [--policy SPEC]
-        -> RUN_DIR/reload.json  {"id": ..., "policy": SPEC or null}   (written first)
-        -> SIGHUP to the supervisor, which forwards it to the worker
-           (or straight to a worker run with --no-supervisor)
+        -> RUN_DIR/reload.json  {"id": ..., "policy": SPEC or null, "until": ...}
+           (written first; it counts until the command stops waiting)
+        -> SIGHUP to the supervisor, which forwards it to the worker once the
+           worker has attached (or straight to a worker run with --no-supervisor)
     worker, at its next tick (about once a second, between two cycles):
         takes the request (reads and removes the file; a bare SIGHUP has none and
         reloads the policy in use), loads and builds the policy, hands it the tasks
@@ -46,14 +47,16 @@ def absolute_spec(spec: str) -> str:
     return spec
 
 
-def write_request(path: Path, request_id: str, policy: str | None) -> None:
+def write_request(path: Path, request_id: str, policy: str | None,
+                  timeout: float = DEFAULT_TIMEOUT_S) -> None:
+    """A request for the worker; it counts until its asker stops waiting (`timeout` s)."""
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    files.write_json_atomic(path, {"id": request_id, "policy": policy, "time": time.time()})
+    files.write_json_atomic(path, {"id": request_id, "policy": policy, "until": time.time() + timeout})
 
 
 def take_request(path: Path) -> dict:
-    """The pending request, removed; {} when there is none (a bare SIGHUP) or it
-    cannot be read."""
+    """The pending request, removed; {} when there is none (a bare SIGHUP), it cannot
+    be read, or nobody waits for it any more (left by a worker that died first)."""
     try:
         with open(path) as f:
             request = json.load(f)
@@ -61,7 +64,9 @@ def take_request(path: Path) -> dict:
         request = {}
     with contextlib.suppress(OSError):
         os.unlink(path)
-    return request if isinstance(request, dict) else {}
+    if not isinstance(request, dict) or request.get("until", 0) < time.time():
+        return {}
+    return request
 
 
 def read_state(path: Path = STATE_FILE) -> dict:
@@ -120,7 +125,8 @@ def reload_command(argv: list[str], request_file: Path = REQUEST_FILE, state_fil
             return fail(str(err))
     request_id = f"{os.getpid()}-{time.time_ns()}"
     try:
-        write_request(request_file, request_id, absolute_spec(args.policy) if args.policy else None)
+        write_request(request_file, request_id, absolute_spec(args.policy) if args.policy else None,
+                      args.timeout)
         os.kill(target, signal.SIGHUP)
     except OSError as err:
         return fail(f"cannot ask for a reload: {err.strerror or err}")

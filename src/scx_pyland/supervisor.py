@@ -285,6 +285,7 @@ class Supervisor:
         seen_enabled = False
         dropped_since = None         # when the state stopped reading `enabled`
         kill_at = None               # a signalled worker that is not gone by then is killed
+        reload_pending = False       # SIGHUP before the worker attached: forwarded once it has
         frozen = False
         try:
             while True:
@@ -299,8 +300,8 @@ class Supervisor:
                         log(f"{signal_name(signum)}: stopping the worker")
                         proc.send_signal(signum)
                     elif signum == signal.SIGHUP and not self.stop_signal:
-                        log("SIGHUP: the worker reloads its policy")
-                        proc.send_signal(signal.SIGHUP)
+                        # Until it has attached, the worker may not handle SIGHUP yet.
+                        reload_pending = True
                         continue
                     kill_at = kill_at or now + self.options.stop_timeout
                 if exited:
@@ -314,6 +315,10 @@ class Supervisor:
                     seen_enabled, dropped_since = True, None
                 elif not seen_enabled and enable_seq is not None:
                     seen_enabled = (self.enable_seq() or 0) > enable_seq
+                if reload_pending and seen_enabled and not self.stop_signal:
+                    reload_pending = False
+                    log("SIGHUP: the worker reloads its policy")
+                    proc.send_signal(signal.SIGHUP)
                 if state != "enabled" and seen_enabled and not frozen:
                     dropped_since = dropped_since or now
                     if now - dropped_since >= self.options.frozen_grace:

@@ -173,9 +173,6 @@ class Worker:
         self.stats_fd = open_stats_stderr()
         self.events = logs.NonBlockingLog(self.stats_fd)
         self.watched = self.watch_target()
-        # A request left by a worker that died before it took it is not ours.
-        with contextlib.suppress(OSError):
-            os.unlink(self.options.request_path)
         sched = _bpf.Scheduler(
             slice_ns=self.options.slice_ns,
             timeout_ms=self.options.timeout_ms,
