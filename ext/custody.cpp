@@ -32,10 +32,11 @@ void Custody::receive(const QueuedTask &task, uint64_t now_ns) {
     size_t i = index_of(task.pid);
     Slot &slot = slots_[i];
     if (slot.used) {
-        // Queued again while held: the newer record is the one that counts; the
-        // task has waited since the older one arrived.
-        if (task.enq_cnt >= slot.task.enq_cnt)
-            slot.task = task;
+        // Queued again while held: the newer record (the ring delivers them in
+        // order) is the one that counts; the task has waited since the older one
+        // arrived. A lower enq_cnt is a new task with the pid of one that exited
+        // while held: its record counts too.
+        slot.task = task;
         return;
     }
     slot = Slot{task, now_ns, seq_++, true};

@@ -126,3 +126,11 @@ def test_a_stamp_set_is_the_time_recorded_for_every_task_received():
     custody.receive(queued(2))
     assert custody.take_overdue(2 * SECOND, 1, now_ns=8 * SECOND) == []      # 1 s old only
     assert [d.pid for d in custody.take_overdue(2 * SECOND, 1, now_ns=9 * SECOND)] == [1, 2]
+
+
+def test_a_new_task_with_the_pid_of_one_that_exited_while_held_replaces_it():
+    custody = _bpf.Custody()
+    custody.receive(queued(9, enq_cnt=40))
+    custody.receive(queued(9, enq_cnt=1))          # pid 9 again, a new task's first record
+    kept = custody.release([decision(9, enq_cnt=1)])
+    assert [d.pid for d in kept] == [9] and len(custody) == 0

@@ -102,7 +102,8 @@ def build_parser() -> argparse.ArgumentParser:
                "scx_pyland is running, or no answer within --timeout; 2 bad arguments.")
     parser.add_argument("--policy", metavar="SPEC",
                         help="the policy to switch to: rustland, fifo, MODULE:CLASS or FILE.py:CLASS "
-                             "(default: the one in use, re-imported)")
+                             "(default: the one last asked for, re-imported; after the fifo fallback "
+                             "took over, the one that failed)")
     parser.add_argument("--status-file", type=Path, default=STATUS_FILE, metavar="FILE",
                         help="the supervisor's status file (default: %(default)s)")
     parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S, metavar="SECS",

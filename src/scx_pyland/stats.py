@@ -48,7 +48,8 @@ FIELDS: tuple[Field, ...] = (
           "decided already, rescued): dropped by the worker"),
     Field("nr_policy_swaps", "counter", "policies switched to while attached (reloads and fallbacks)"),
     Field("nr_queued", "gauge", "tasks queued for the worker, not yet read"),
-    Field("nr_pending", "gauge", "tasks the policy holds without a decision"),
+    Field("nr_pending", "gauge", "tasks the policy holds without a decision (the worker's count), "
+          "and decisions waiting for room on the ring"),
     Field("nr_running", "gauge", "tasks running on a CPU"),
     Field("nr_online_cpus", "gauge", "online CPUs"),
 )
