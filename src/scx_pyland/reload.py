@@ -113,6 +113,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def reload_command(argv: list[str], request_file: Path = REQUEST_FILE, state_file: Path = STATE_FILE,
                    stats_path: Path = stats.DEFAULT_PATH) -> int:
+    """`scx_pyland reload [--policy SPEC] [--status-file FILE] [--timeout SECS]`: ask the
+    running worker for a reload and wait for its answer. Returns the exit status: 0
+    it switched (one line on stdout), 1 it refused, nothing runs, or no answer within
+    the timeout (one line on stderr); argparse exits 2 on bad arguments. The other
+    parameters are the files' paths, for tests."""
     args = build_parser().parse_args(argv)
     sup = read_supervisor_status(args.status_file)
     if sup and alive(sup.get("supervisor_pid")) and sup.get("state") in RUNNING_STATES:
