@@ -43,8 +43,9 @@ def run(worker: Worker, sched: FakeScheduler) -> Worker:
     return worker
 
 
-@pytest.mark.parametrize("where", ["enqueue", "dispatch", "nr_pending"])
-def test_a_policy_that_raises_hands_every_task_it_held_to_fifo(tmp_path, where):
+@pytest.mark.parametrize("where", ["enqueue", "dispatch", "nr_pending", "tick"])
+def test_a_policy_that_raises_hands_every_task_it_held_to_fifo(tmp_path, monkeypatch, where):
+    monkeypatch.setattr(worker_module, "TICK_NS", 1)     # every cycle is a tick
     class Broken(FifoPolicy):
         """Holds the first batch, then raises in `where` on the second cycle."""
 
@@ -67,6 +68,10 @@ def test_a_policy_that_raises_hands_every_task_it_held_to_fifo(tmp_path, where):
             if self.cycle == 2 and where == "nr_pending":
                 raise ZeroDivisionError("bug in nr_pending")
             return len(self.waiting)
+
+        def tick(self):
+            if self.cycle == 2 and where == "tick":
+                raise ZeroDivisionError("bug in tick")
 
     sched = FakeScheduler([[1, 2, 3], [4, 5]], room=100, cycles=5)
     worker = run(Worker(Broken(CONFIG), options(tmp_path)), sched)
