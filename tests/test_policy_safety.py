@@ -217,3 +217,20 @@ def test_after_a_fallback_reload_and_watch_load_the_policy_asked_for_again(tmp_p
     assert worker.spec_in_use == "fifo" and worker.spec == "rustland"
     assert worker.swap(sched, worker.spec, "reload")
     assert isinstance(worker.policy, RustlandPolicy) and worker.fallback_from is None
+
+
+def test_reloads_leave_no_garbage_behind_while_the_collector_is_off(tmp_path):
+    import gc
+    policy = tmp_path / "g.py"
+    policy.write_text("from scx_pyland.policies.fifo import FifoPolicy\nclass G(FifoPolicy):\n    pass\n")
+    sched = held_sched([1])
+    worker = Worker(Holding(CONFIG), options(tmp_path))
+    gc.disable()
+    try:
+        worker.swap(sched, f"{policy}:G", "reload")      # the first import stays in use
+        before = len(gc.get_objects())
+        for _ in range(20):
+            assert worker.swap(sched, f"{policy}:G", "reload")
+        assert len(gc.get_objects()) < before + 200       # not 20 modules and classes more
+    finally:
+        gc.enable()

@@ -379,6 +379,7 @@ class Worker:
             message = f"{refused}; the {old.name} policy keeps running"
             self.note_swap(spec, cause, request, ok=False, message=message)
             self.events.write(f"scx_pyland: error: reload refused: {message}")
+            self.retire(None)     # what the refused module left
             return False
         old_spec = self.spec_in_use
         self.policy = new
@@ -412,13 +413,18 @@ class Worker:
                           f"scx_pyland reload or --watch loads {self.spec} again)\n{traceback.format_exc()}")
         self.retire(failed)
 
-    def retire(self, old: Policy) -> None:
-        """A policy swapped out gets its on_exit(); whatever it raises is only logged."""
-        try:
-            old.on_exit()
-        except Exception as err:
-            self.events.write(f"scx_pyland: warning: the {old.name} policy's on_exit() raised "
-                              f"{type(err).__name__}: {err}")
+    def retire(self, old: Policy | None) -> None:
+        """A policy swapped out gets its on_exit(); whatever it raises is only logged.
+        Then the garbage a policy's module and class leave (they refer to each other)
+        is collected, once: the collector is otherwise off while attached, and
+        reloads would pile it up (objects frozen at start-up are not walked)."""
+        if old is not None:
+            try:
+                old.on_exit()
+            except Exception as err:
+                self.events.write(f"scx_pyland: warning: the {old.name} policy's on_exit() raised "
+                                  f"{type(err).__name__}: {err}")
+        gc.collect()
 
     def note_swap(self, spec: str, cause: str, request: str | None, ok: bool, message: str,
                   old: str | None = None) -> None:
