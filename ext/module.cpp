@@ -8,8 +8,11 @@
 #include <nanobind/stl/tuple.h>
 #include <nanobind/stl/vector.h>
 
+#include <ctime>
+
 #include <bpf/libbpf.h>
 
+#include "custody.hpp"
 #include "records.hpp"
 #include "scheduler.hpp"
 
@@ -31,10 +34,90 @@ std::span<const DispatchedTask> gather(const nb::list &tasks, std::vector<Dispat
     return buf;
 }
 
+// The custody table plus its counters and the buffers its calls reuse.
+struct PyCustody {
+    Custody custody;
+    uint64_t stamp_ns = 0;  // the time receives record; 0: read the clock each time
+    uint64_t nr_released = 0, nr_stale = 0, nr_invalid = 0;
+    std::vector<QueuedTask> out;
+    std::vector<DispatchedTask> valid;   // the decisions to send, in order
+    std::vector<size_t> valid_index;     // and where each is in the policy's list
+    explicit PyCustody(size_t capacity) : custody(capacity) {}
+};
+
+uint64_t monotonic_ns() {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+}
+
+// The time to record for tasks received now: the stamp when one is set (the worker
+// sets its next housekeeping time, so no clock is read per cycle), else the clock.
+uint64_t receive_time(const PyCustody &c) { return c.stamp_ns ? c.stamp_ns : monotonic_ns(); }
+
+void receive_all(PyCustody &c, const std::vector<QueuedTask> &tasks) {
+    uint64_t now_ns = receive_time(c);
+    for (const QueuedTask &t : tasks)
+        c.custody.receive(t, now_ns);
+}
+
+// Take the policy's decisions out of custody: c.valid gets the ones to send (and
+// c.valid_index their places in `decisions`); returns how many were invalid
+// (dropped). Every item is checked before anything is released, so a list with a
+// bad item changes nothing.
+size_t release_decisions(PyCustody &c, nb::handle decisions) {
+    if (!PyList_Check(decisions.ptr()))
+        throw nb::type_error(("the policy's dispatch() must return a list of DispatchedTask, not " +
+                              std::string(nb::type_name(decisions.type()).c_str())).c_str());
+    c.valid.clear();
+    c.valid_index.clear();
+    for (nb::handle item : nb::borrow<nb::list>(decisions)) {
+        try {
+            c.valid.push_back(nb::cast<const DispatchedTask &>(item));
+        } catch (const nb::cast_error &) {
+            throw nb::type_error(("the policy's dispatch() returned a " +
+                                  std::string(nb::type_name(item.type()).c_str()) +
+                                  " among its decisions, not a DispatchedTask").c_str());
+        }
+    }
+    // valid_index stays empty (the identity) until the first invalid decision.
+    size_t kept = 0, n = c.valid.size();
+    bool any_invalid = false;
+    for (size_t i = 0; i < n; i++) {
+        Custody::Verdict verdict = c.custody.release(c.valid[i]);
+        if (verdict == Custody::Verdict::Invalid) {
+            if (!any_invalid)
+                for (size_t k = 0; k < i; k++)
+                    c.valid_index.push_back(k);
+            any_invalid = true;
+            c.nr_invalid++;
+            continue;
+        }
+        (verdict == Custody::Verdict::Released ? c.nr_released : c.nr_stale)++;
+        if (any_invalid) {
+            c.valid[kept] = c.valid[i];
+            c.valid_index.push_back(i);
+        }
+        kept++;
+    }
+    c.valid.resize(kept);
+    return n - kept;
+}
+
+// The items of `decisions` sent from position `from` of c.valid on, as a new list.
+nb::list valid_items(const PyCustody &c, nb::handle decisions, size_t from) {
+    nb::list list = nb::borrow<nb::list>(decisions), out;
+    for (size_t k = from; k < c.valid.size(); k++)
+        out.append(list[c.valid_index.empty() ? k : c.valid_index[k]]);
+    return out;
+}
+
 // The scheduler plus the buffers its Python calls reuse, so a cycle allocates no
 // C++ memory.
 struct PyScheduler {
     Scheduler sched;
+    PyCustody custody{1024};   // the tasks handed to the policy, not yet decided
+    uint64_t nr_decisions_sent = 0;
     std::vector<QueuedTask> queued;
     std::vector<DispatchedTask> dispatched;
     std::vector<std::pair<int32_t, int32_t>> select_in;
@@ -109,6 +192,90 @@ NB_MODULE(_bpf, m) {
                    ", enq_cnt=" + std::to_string(t.enq_cnt) + ")";
         });
 
+    nb::class_<PyCustody>(m, "Custody",
+                          "The tasks the worker handed to the policy and has not seen decided, by pid "
+                          "(one generation each: the newest record of a task queued again while held). "
+                          "Receiving and releasing allocate nothing.")
+        .def(nb::init<size_t>(), "capacity"_a = 1024, "Slots to start with; it doubles when half full.")
+        .def("receive",
+             [](PyCustody &c, const nb::list &tasks, uint64_t now_ns) {
+                 if (!now_ns)
+                     now_ns = receive_time(c);
+                 for (nb::handle item : tasks)
+                     c.custody.receive(nb::cast<const QueuedTask &>(item), now_ns);
+             },
+             "tasks"_a, "now_ns"_a = 0,
+             "Record tasks (QueuedTask) handed to the policy at now_ns (CLOCK_MONOTONIC ns; 0: "
+             "stamp_ns, or the clock when no stamp is set).")
+        .def_rw("stamp_ns", &PyCustody::stamp_ns,
+                "The time (CLOCK_MONOTONIC ns) receive(), decode() and Scheduler.dequeue() record for "
+                "the tasks they take in; 0 (the default) reads the clock each time. The worker sets "
+                "its next housekeeping time, a moment after any receive before it, so a task is never "
+                "taken for older than it is and no clock is read per cycle.")
+        .def("release",
+             [](PyCustody &c, nb::handle decisions) -> nb::object {
+                 if (!release_decisions(c, decisions))
+                     return nb::borrow(decisions);
+                 return valid_items(c, decisions, 0);
+             },
+             "decisions"_a.none(),
+             "Take the policy's decisions (a list of DispatchedTask) out of custody: one for the "
+             "generation held releases its task; one for an older generation of a task held is stale "
+             "(sent all the same: the BPF side cancels it); one for a task not held (never given, "
+             "decided already, rescued) or for a generation never given is invalid. Returns the "
+             "decisions to send: the list itself when none is invalid, else a new list without the "
+             "invalid ones (counted in nr_invalid). Raises TypeError, releasing nothing, when it is "
+             "not a list of DispatchedTask.")
+        .def("decode",
+             [](PyCustody &c, const nb::bytes &data) {
+                 auto tasks = decode_queued_records(bytes_of(data));
+                 receive_all(c, tasks);
+                 return tasks;
+             },
+             "data"_a,
+             "decode_queued() and receive() in one call, as Scheduler.dequeue() does (replays, tests, "
+             "the policy benchmark).")
+        .def("encode",
+             [](PyCustody &c, nb::handle decisions) {
+                 release_decisions(c, decisions);
+                 auto s = encode_dispatched_records(c.valid);
+                 return nb::bytes(s.data(), s.size());
+             },
+             "decisions"_a.none(),
+             "release() and encode_dispatched() of what is left in one call, as Scheduler.submit() "
+             "does (tests, the policy benchmark).")
+        .def("take_overdue",
+             [](PyCustody &c, uint64_t held_longer_than_ns, uint64_t slice_ns, uint64_t now_ns) {
+                 if (!now_ns)
+                     now_ns = monotonic_ns();
+                 c.out.clear();
+                 uint64_t cutoff = now_ns > held_longer_than_ns ? now_ns - held_longer_than_ns : 0;
+                 c.custody.take_overdue(cutoff, c.out);
+                 nb::list rescued;
+                 for (const QueuedTask &t : c.out)
+                     rescued.append(nb::cast(DispatchedTask{t.pid, RL_CPU_ANY, 0, slice_ns, t.vtime, t.enq_cnt}));
+                 return rescued;
+             },
+             "held_longer_than_ns"_a, "slice_ns"_a, "now_ns"_a = 0,
+             "Remove every task held held_longer_than_ns (ns) or longer at now_ns (0: now) and return "
+             "a decision for each, oldest first: any CPU (RL_CPU_ANY), slice_ns, the vtime it was queued "
+             "with, its enq_cnt.")
+        .def("held",
+             [](PyCustody &c) {
+                 c.out.clear();
+                 c.custody.held(c.out);
+                 nb::list tasks;
+                 for (const QueuedTask &t : c.out)
+                     tasks.append(nb::cast(t));
+                 return tasks;
+             },
+             "Every task held (QueuedTask, as queued), oldest first; they stay held.")
+        .def("clear", [](PyCustody &c) { c.custody.clear(); }, "Forget every task held.")
+        .def("__len__", [](const PyCustody &c) { return c.custody.size(); })
+        .def_ro("nr_released", &PyCustody::nr_released, "Decisions that released a task held.")
+        .def_ro("nr_stale", &PyCustody::nr_stale, "Decisions for an older generation of a task held (sent).")
+        .def_ro("nr_invalid", &PyCustody::nr_invalid, "Decisions for tasks not held (dropped).");
+
     nb::class_<Counters>(m, "Counters", "The BPF side's counters at one moment.")
         .def_ro("nr_queued", &Counters::nr_queued)
         .def_ro("nr_scheduled", &Counters::nr_scheduled)
@@ -152,15 +319,43 @@ NB_MODULE(_bpf, m) {
              [](PyScheduler &s, size_t max) {
                  s.queued.clear();
                  s.sched.dequeue(s.queued, max);
+                 if (!s.queued.empty())
+                     receive_all(s.custody, s.queued);
                  nb::list out;
                  for (const QueuedTask &t : s.queued)
                      out.append(nb::cast(t));
                  return out;
              },
-             "max"_a, "Up to max tasks that need a CPU, oldest first.")
+             "max"_a,
+             "Up to max tasks that need a CPU, oldest first; each is recorded in custody (the policy "
+             "holds it from now on).")
         .def("dispatch",
-             [](PyScheduler &s, const nb::list &tasks) { return s.sched.dispatch(gather(tasks, s.dispatched)); },
-             "tasks"_a, "Send decisions in order; returns how many went (fewer when the ring is full).")
+             [](PyScheduler &s, const nb::list &tasks) {
+                 size_t sent = s.sched.dispatch(gather(tasks, s.dispatched));
+                 s.nr_decisions_sent += sent;
+                 return sent;
+             },
+             "tasks"_a,
+             "Send decisions in order, custody untouched (decisions taken out of it already); returns "
+             "how many went (fewer when the ring is full).")
+        .def("submit",
+             [](PyScheduler &s, nb::handle decisions) -> nb::object {
+                 release_decisions(s.custody, decisions);
+                 size_t sent = s.sched.dispatch(s.custody.valid);
+                 s.nr_decisions_sent += sent;
+                 if (sent == s.custody.valid.size())
+                     return nb::none();
+                 return valid_items(s.custody, decisions, sent);
+             },
+             "decisions"_a.none(),
+             "The policy's decisions: take them out of custody (Custody.release: the invalid ones are "
+             "dropped and counted) and send the rest in order. Returns None when all went, else the "
+             "list of those the full ring refused, to send first next time (with dispatch()). Raises "
+             "TypeError, changing nothing, when it is not a list of DispatchedTask.")
+        .def_prop_ro("custody", [](PyScheduler &s) -> PyCustody & { return s.custody; },
+                     nb::rv_policy::reference_internal, "The tasks the policy holds (a Custody).")
+        .def_ro("nr_decisions_sent", &PyScheduler::nr_decisions_sent,
+                "Decisions sent through submit() and dispatch(): the policy's and the worker's rescues.")
         .def("select_cpus",
              [](PyScheduler &s, const nb::list &tasks) {
                  s.select_in.clear();

@@ -23,6 +23,11 @@ A behaviour is a dict:
     stats: N: log an "attached" line and N --stats lines with the worker's own code
            (a "run" worker goes on with a line every 10 ms and logs its exit); the
            nr_queued gauge is the pid, nr_pending the line's number
+    reload: SPEC: on SIGHUP (logged to signals.log), switch to SPEC as a worker
+           does: a new PLAN_DIR/run/policy.json with one more swap
+    attach_after: SECS: attach (state "enabled") only after SECS, ignoring SIGHUP
+           until then, as a worker does
+Every start appends its arguments (after PLAN_DIR) to argv.log, as JSON.
 """
 
 import json
@@ -75,10 +80,32 @@ def stop(signum, frame):
     sys.exit(0)
 
 
+swaps = 0
+
+
+def reload(signum, frame):
+    global swaps
+    append("signals.log", signal.Signals(signum).name)
+    swaps += 1
+    (plan_dir / "run").mkdir(exist_ok=True)
+    with open(plan_dir / "run" / "policy.json.tmp", "w") as f:
+        json.dump({"worker_pid": os.getpid(), "policy": step["reload"], "swaps": swaps,
+                   "last_swap": {"to": step["reload"], "cause": "reload", "ok": True}}, f)
+    os.replace(plan_dir / "run" / "policy.json.tmp", plan_dir / "run" / "policy.json")
+
+
 if step.get("run"):    # ready for the signal before the start is seen
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+if "reload" in step and "attach_after" not in step:
+    signal.signal(signal.SIGHUP, reload)
+append("argv.log", json.dumps(sys.argv[2:]))
 append("starts.log", str(os.getpid()))
+if "attach_after" in step:
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    time.sleep(step["attach_after"])
+    if "reload" in step:
+        signal.signal(signal.SIGHUP, reload)
 if step.get("flash"):
     seq = plan_dir / "sched_ext" / "enable_seq"
     seq.write_text(f"{int(seq.read_text()) + 1}\n")

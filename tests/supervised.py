@@ -12,6 +12,7 @@ from scx_pyland.supervisor import Supervisor, SupervisorOptions
 plan_dir = Path(sys.argv[1])
 options = SupervisorOptions(**json.loads(sys.argv[2]), sched_ext_dir=plan_dir / "sched_ext",
                             status_file=plan_dir / "run" / "status.json",
+                            policy_state=plan_dir / "run" / "policy.json",
                             compaction_sysctl=plan_dir / "compact_unevictable_allowed")
 fake_worker = str(Path(__file__).with_name("fake_worker.py"))
 sys.exit(Supervisor([sys.executable, fake_worker, str(plan_dir)], options).run())

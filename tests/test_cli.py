@@ -21,7 +21,8 @@ def test_help_explains_every_option():
     assert out.returncode == 0
     for option in ("--policy", "--slice-us", "--slice-us-min", "--percpu-local", "--partial",
                    "--timeout-ms", "--exit-dump-len", "--stats", "--monitor", "--help-stats",
-                   "--record", "--verbose", "--version"):
+                   "--record", "--verbose", "--version", "--watch", "--on-policy-error",
+                   "--rescue-after-ms", "scx_pyland reload"):
         assert option in out.stdout
     assert "exit status" in out.stdout
 
@@ -36,6 +37,9 @@ def test_version():
     (["--slice-us", "0"], "must be greater than 0"),
     (["--slice-us", "fast"], "not a whole number"),
     (["--timeout-ms", "60000"], "caps the watchdog at 30000 ms"),
+    (["--rescue-after-ms", "5000"], "must be below --timeout-ms (5000)"),
+    (["--on-policy-error", "ignore"], "must be fallback or exit"),
+    (["reload", "--timeout", "soon"], "invalid float value"),
     (["--policy", "nope"], "unknown policy 'nope'"),
     (["--stats", "0"], "must be greater than 0"),
     (["--record", "/no/such/dir/trace"], "no directory"),
@@ -95,3 +99,27 @@ def test_monitor_waits_through_a_worker_restart_and_says_so(tmp_path):
         proc.terminate()
         out, err = proc.communicate()
     assert "waiting for the worker (restarting, restarts 2)" in err
+
+
+def test_monitor_shows_the_policy_in_use_its_swaps_and_the_last_swap(tmp_path):
+    from scx_pyland import files, stats
+    writer = stats.StatsWriter(tmp_path / "stats")      # this process plays the worker
+    writer.publish(tuple(range(len(stats.FIELDS))))
+    files.write_json_atomic(tmp_path / "policy.json", {
+        "worker_pid": os.getpid(), "policy": "fifo", "swaps": 1, "policy_errors": 1,
+        "last_swap": {"from": "mine.py:Mine", "to": "fifo", "cause": "policy error", "ok": True,
+                      "message": "the mine policy raised KeyError: 7; fifo took over its 3 tasks"}})
+    env = dict(os.environ, SCX_PYLAND_RUN_DIR=str(tmp_path))
+    proc = subprocess.Popen([sys.executable, "-m", "scx_pyland", "--monitor", "0.2"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        out, _ = proc.communicate(timeout=3)
+    except subprocess.TimeoutExpired:
+        proc.terminate()
+        out, _ = proc.communicate()
+    finally:
+        writer.close()
+    assert out.splitlines()[0] == (
+        "policy: fifo, swaps 1, policy errors 1, last swap: mine.py:Mine -> fifo (policy error): ok, "
+        "the mine policy raised KeyError: 7; fifo took over its 3 tasks")
+    assert out.count("policy: ") == 1          # printed when it changes, not every interval

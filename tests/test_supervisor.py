@@ -311,17 +311,44 @@ def test_a_worker_that_ignores_the_stop_signal_is_killed_after_the_stop_timeout(
     assert run.starts() == 1
 
 
-def test_sighup_restarts_the_worker_outside_the_budget(supervise):
-    run = supervise([{"run": True}], max_restarts=1)
-    for n in (1, 2, 3):
-        run.wait_starts(n)
-        if n < 3:
-            run.proc.send_signal(signal.SIGHUP)
-    assert run.lines("signals.log") == ["SIGTERM", "SIGTERM"]
+def test_sighup_makes_the_worker_reload_its_policy_without_a_restart(supervise):
+    run = supervise([{"run": True, "reload": "fifo"}], max_restarts=1, policy="rustland")
+    run.wait_starts(1)
+    for n in (1, 2):
+        run.proc.send_signal(signal.SIGHUP)
+        run.wait_until(lambda: run.status().get("policy_swaps") == n)
+    status = run.status()
+    assert status["policy"] == "fifo" and status["last_swap"]["ok"]
+    assert run.lines("signals.log") == ["SIGHUP", "SIGHUP"]
     run.proc.send_signal(signal.SIGTERM)
     assert run.wait() == 0
-    assert run.status()["restarts"] == 2
-    assert "restart 2: restart requested (SIGHUP)" in run.log
+    assert run.starts() == 1 and run.status()["restarts"] == 0
+    assert "SIGHUP: the worker reloads its policy" in run.log
+
+
+def test_a_sighup_before_the_worker_attached_reaches_it_once_it_has(supervise):
+    run = supervise([{"run": True, "reload": "fifo", "attach_after": 1.0}], policy="rustland")
+    run.wait_until(lambda: run.starts() == 1)
+    run.proc.send_signal(signal.SIGHUP)      # the worker still ignores SIGHUP
+    run.wait_until(lambda: run.status().get("policy_swaps") == 1)
+    assert run.lines("signals.log") == ["SIGHUP"]
+    run.proc.send_signal(signal.SIGTERM)
+    assert run.wait() == 0 and run.starts() == 1
+
+
+def test_a_new_worker_starts_with_the_policy_in_use_not_the_first_one(supervise):
+    run = supervise([{"run": True, "reload": "examples/x.py:X"}, {"run": True}], policy="rustland")
+    run.wait_starts(1)
+    run.proc.send_signal(signal.SIGHUP)
+    run.wait_until(lambda: run.status().get("policy") == "examples/x.py:X")
+    os.kill(int(run.lines("starts.log")[0]), signal.SIGKILL)
+    run.wait_starts(2)
+    run.proc.send_signal(signal.SIGTERM)
+    assert run.wait() == 0
+    first, second = (json.loads(line) for line in run.lines("argv.log"))
+    assert "--policy" not in first
+    assert second[second.index("--policy") + 1] == "examples/x.py:X"
+    assert run.status()["policy"] == "examples/x.py:X" and run.status()["policy_swaps"] == 1
 
 
 def test_a_frozen_worker_is_killed_once_the_kernel_dropped_the_scheduler(supervise):
@@ -375,7 +402,7 @@ def test_the_status_file_is_root_only_and_has_the_restarts_and_the_last_exit(sup
 
 STATS_LINE = re.compile(r"scx_pyland: user 0(?: \(0/s\))? kernel 0 direct 0 realtime 0 stalled 0 congested 0 cancel 0 bounce 0 fail 0 \| "
                         r"policy 0(?: \(0/s\))? pending (?P<n>\d+) queued (?P<pid>\d+) running 0/0 \| "
-                        r"page faults \+0")
+                        r"page faults \+0 \| policy errors \+0 rescued \+0 invalid \+0 swaps \+0")
 
 
 @pytest.mark.parametrize("stderr", ["file", "append", "pipe"])

@@ -28,7 +28,9 @@ COUNTERS = {"nr_queued": 11, "nr_scheduled": 12, "nr_running": 13, "nr_online_cp
 
 
 class FakeScheduler:
-    """Delivers one batch of records per cycle; the ring takes `room` decisions per cycle."""
+    """Delivers one batch of records per cycle; the ring takes `room` decisions per cycle.
+    Its custody is the extension's own, as the real Scheduler keeps it: dequeue()
+    records what it delivers, submit() takes the decisions out of it."""
 
     def __init__(self, batches: list[list[int]], room: int, cycles: int) -> None:
         self.batches = [b"".join(queued_bytes(pid) for pid in pids) for pids in batches]
@@ -37,14 +39,22 @@ class FakeScheduler:
         self.sent: list[dict] = []
         self.pending_reports: list[int] = []
         self.ceiling_backlog = 0
+        self.custody = _bpf.Custody()
+        self.nr_decisions_sent = 0
 
     def dequeue(self, max):
-        return _bpf.decode_queued(self.batches.pop(0)) if self.batches else []
+        return self.custody.decode(self.batches.pop(0)) if self.batches else []
 
     def dispatch(self, tasks):
         taken = tasks[:self.room]
         self.sent += dispatched_records(_bpf.encode_dispatched(taken))
+        self.nr_decisions_sent += len(taken)
         return len(taken)
+
+    def submit(self, decisions):
+        decisions = self.custody.release(decisions)
+        sent = self.dispatch(decisions)
+        return decisions[sent:] or None
 
     def notify_complete(self, nr_pending):
         self.pending_reports.append(nr_pending)
@@ -84,13 +94,14 @@ def test_rustland_dispatches_one_task_per_cpu_per_cycle_until_none_is_pending():
     assert sched.pending_reports[:3] == [3, 1, 0]
 
 
-def test_an_exception_in_the_policy_leaves_the_loop():
+def test_with_on_policy_error_exit_an_exception_in_the_policy_leaves_the_loop():
     class Broken(FifoPolicy):
         def dispatch(self):
             raise ZeroDivisionError("policy bug")
 
     with pytest.raises(ZeroDivisionError):
-        run(Broken(CONFIG), FakeScheduler([[1]], room=10, cycles=3))
+        run(Broken(CONFIG), FakeScheduler([[1]], room=10, cycles=3),
+            Worker(Broken(CONFIG), WorkerOptions(on_policy_error="exit")))
 
 
 def test_alone_the_worker_restores_compact_unevictable_allowed(tmp_path):

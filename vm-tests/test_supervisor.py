@@ -233,7 +233,7 @@ def test_sigterm_stops_the_supervisor_with_0_and_leaves_sched_ext_disabled(start
 STATS_LINE = re.compile(r"scx_pyland: user \d+(?: \(\d+/s\))? kernel \d+ direct \d+ realtime \d+ stalled \d+ "
                         r"congested \d+ cancel \d+ bounce \d+ "
                         r"fail \d+ \| policy \d+(?: \(\d+/s\))? pending \d+ queued \d+ running \d+/\d+ \| "
-                        r"page faults \+\d+")
+                        r"page faults \+\d+ \| policy errors \+\d+ rescued \+\d+ invalid \+\d+ swaps \+\d+")
 ATTACHED_LINE = re.compile(r"scx_pyland: attached as \S+ \(fifo policy, \d+ CPUs, slice \d+ us\)")
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -21,8 +22,13 @@ watchdog detaches it and every task returns to the default scheduler.
 
 By default a small supervisor process runs the scheduler (the worker) and starts a
 new one when the kernel unregistered it (stall, BPF error, CPU hotplug, sysrq-S) or
-it died, after a growing delay, within a restart budget; SIGHUP restarts the worker
-on purpose. Its restart count and last exit are in --status-file.
+it died, after a growing delay, within a restart budget. SIGHUP (scx_pyland reload)
+loads the policy again in the running worker, without detaching. Its restart
+count, last exit and the policy in use are in --status-file.
+
+A policy cannot take the machine down: an exception from it is logged and the fifo
+policy takes over its tasks (--on-policy-error), and a task it holds too long is
+dispatched by the worker itself (--rescue-after-ms).
 
 Needs Linux 6.14 or later with sched_ext (CONFIG_SCHED_CLASS_EXT=y), and root with
 CAP_BPF and CAP_PERFMON (or CAP_SYS_ADMIN)."""
@@ -31,13 +37,18 @@ EPILOG = """\
 commands:
   scx_pyland status [--json]   is a worker of ours attached and scheduling? one line
                                (or JSON), exit 0 if so, 1 if not (see status --help)
+  scx_pyland reload [--policy SPEC]
+                               load the policy again (or SPEC) in the running worker,
+                               without detaching; one line, exit 0 if it switched,
+                               1 if it was refused (see reload --help)
 
 exit status: 0 stopped on request; 2 bad arguments; 69 cannot start (no sched_ext,
 not privileged, another scheduler attached, verifier rejection), not retried;
 69 also when --metrics cannot listen on ADDR:PORT (in use, no such address);
 71 the supervisor gave up: more than --max-restarts restarts within --restart-window
 (the message names the last exit); 72 sysrq-S with --sysrq-final.
-With --no-supervisor also: 70 the policy raised an exception; 74 reading or writing
+With --no-supervisor also: 70 the policy raised an exception (with
+--on-policy-error exit, or the fifo fallback itself raised); 74 reading or writing
 the rings to the BPF side failed; 75 the kernel unregistered the scheduler (stall,
 error, sysrq-S, CPU hotplug)."""
 
@@ -85,6 +96,12 @@ def timeout_ms(text: str) -> int:
     return value
 
 
+def on_policy_error(text: str) -> str:
+    if text not in ("fallback", "exit"):
+        raise argparse.ArgumentTypeError(f"must be fallback or exit: {text!r}")
+    return text
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="scx_pyland", description=DESCRIPTION, epilog=EPILOG,
@@ -94,6 +111,17 @@ def build_parser() -> argparse.ArgumentParser:
                              "CPU use), fifo (arrival order), ceiling (benchmark only: fifo's "
                              "cycle in C++, no Python in the loop), or a policy of your own as "
                              "MODULE:CLASS or FILE.py:CLASS (a subclass of scx_pyland.policy.Policy)")
+    parser.add_argument("--watch", action="store_true",
+                        help="reload the policy when its file changes (FILE.py:CLASS, or the module "
+                             "of MODULE:CLASS), checked once a second, without detaching")
+    parser.add_argument("--on-policy-error", type=on_policy_error, default="fallback",
+                        metavar="fallback|exit",
+                        help="when the policy raises: log it and let the fifo policy take over its "
+                             "tasks, staying attached (fallback, the default), or detach and exit 70 "
+                             "(exit)")
+    parser.add_argument("--rescue-after-ms", type=positive_int, metavar="MS",
+                        help="the worker dispatches a task the policy has held this long itself "
+                             "(default: half of --timeout-ms; must be below it)")
     parser.add_argument("-s", "--slice-us", type=positive_int, default=20_000, metavar="US",
                         help="maximum time slice in microseconds (default: %(default)s)")
     parser.add_argument("-S", "--slice-us-min", type=positive_int, default=1_000, metavar="US",
@@ -201,11 +229,12 @@ def monitor(interval: float, status_file: Path = STATUS_FILE) -> int:
     """Print the running scheduler's statistics until it stops or we are interrupted.
     Across a worker restart (the supervisor's status file says so) it keeps going and
     shows the restart count and the last exit."""
-    from scx_pyland import stats
+    from scx_pyland import reload, stats
     from scx_pyland.status import read_supervisor_status
 
     previous = None
     restarts_seen = None
+    policy_seen = None
     try:
         while True:
             supervisor = read_supervisor_status(status_file)
@@ -224,6 +253,14 @@ def monitor(interval: float, status_file: Path = STATUS_FILE) -> int:
                 restarts_seen = supervisor.get("restarts")
                 last = (supervisor.get("last_exit") or {}).get("reason", "none")
                 print(f"supervisor: restarts {restarts_seen}, last exit: {last}", flush=True)
+            state = reload.read_state()
+            if state.get("worker_pid") == snapshot.pid:
+                policy = (state.get("policy"), state.get("swaps"), state.get("last_swap"))
+                if policy != policy_seen:
+                    policy_seen = policy
+                    print(f"policy: {state.get('policy')}, swaps {state.get('swaps', 0)}, policy errors "
+                          f"{state.get('policy_errors', 0)}, last swap: {reload.describe_swap(state.get('last_swap'))}",
+                          flush=True)
             if previous is not None and previous.pid == snapshot.pid:
                 print(stats.format_line(previous, snapshot), flush=True)
             previous = snapshot
@@ -267,6 +304,9 @@ def main(argv: list[str] | None = None) -> int:
     # One subcommand; everything else is the scheduler's flags, as always.
     if argv[:1] == ["status"]:
         return status_command(argv[1:])
+    if argv[:1] == ["reload"]:
+        from scx_pyland.reload import reload_command
+        return reload_command(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.help_stats:
@@ -279,10 +319,16 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--slice-us-min ({args.slice_us_min}) is larger than --slice-us ({args.slice_us})")
     if args.metrics and args.no_supervisor:
         parser.error("--metrics is served by the supervisor: it cannot go with --no-supervisor")
+    if args.rescue_after_ms and args.rescue_after_ms >= args.timeout_ms:
+        parser.error(f"--rescue-after-ms ({args.rescue_after_ms}) must be below --timeout-ms "
+                     f"({args.timeout_ms}): the watchdog would act first")
     if args.record and not args.record.parent.is_dir():
         parser.error(f"--record: no directory {str(args.record.parent)!r}")
     if not (args.worker or args.no_supervisor):
         return supervise(args, argv)
+    # SIGHUP means "reload" to a worker, which it handles once attached; until then
+    # it must not end it (the default action).
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     # The worker. The policy is loaded here, not in the supervisor: the supervisor
     # never imports the policies (they import scx_pyland._bpf).
     from scx_pyland.policies import PolicyLoadError, load_policy_class
@@ -314,5 +360,7 @@ def main(argv: list[str] | None = None) -> int:
                             verbose=args.verbose, stats_interval=args.stats, record=args.record,
                             exit_info=args.exit_info, restore_compaction=not args.worker,
                             debug_stall_after=args.debug_stall_after,
-                            debug_bpf_error_after=args.debug_bpf_error_after)
+                            debug_bpf_error_after=args.debug_bpf_error_after,
+                            policy_spec=args.policy, watch=args.watch,
+                            on_policy_error=args.on_policy_error, rescue_after_ms=args.rescue_after_ms)
     return Worker(policy, options).run()

@@ -90,3 +90,56 @@ def try_write_line(fd: int, message: str) -> bool:
     except OSError:     # full (EAGAIN), or the reader is gone (EPIPE): dropped
         return False
     return True
+
+
+# A pipe takes a write of up to PIPE_BUF bytes whole or not at all.
+PIPE_BUF = 4096
+
+
+class NonBlockingLog:
+    """Messages the worker logs while it schedules (a policy's traceback, a reload's
+    outcome, a rescue), through a descriptor of `open_stats_stderr`, so that none
+    ever waits on the reader of stderr. Each message goes out in one write of at most
+    PIPE_BUF bytes (a longer one keeps its first line and its end); one the pipe has
+    no room for waits in a short queue and goes out, in order, at the next flush()
+    (the worker flushes once a tick, and for good after detaching, with blocking
+    writes). Beyond `keep` waiting messages the oldest is dropped and counted."""
+
+    def __init__(self, fd: int | None, keep: int = 32) -> None:
+        self.fd = fd
+        self.keep = keep
+        self.waiting: list[str] = []
+        self.dropped = 0
+
+    def write(self, message: str) -> None:
+        self.waiting.append(fit_pipe_buf(message))
+        if len(self.waiting) > self.keep:
+            del self.waiting[0]
+            self.dropped += 1
+        self.flush()
+
+    def flush(self) -> None:
+        """Write what waits, in order, until the pipe is full."""
+        while self.waiting and self.fd is not None and try_write_line(self.fd, self.waiting[0]):
+            del self.waiting[0]
+
+    def drain(self) -> None:
+        """After detaching: write whatever still waits, blocking if need be."""
+        if self.dropped:
+            self.waiting.append(f"scx_pyland: {self.dropped} log messages were dropped: stderr was full")
+            self.dropped = 0
+        for message in self.waiting:
+            write_line(STDERR, message)
+        self.waiting.clear()
+
+
+def fit_pipe_buf(message: str, limit: int = PIPE_BUF - 1) -> str:
+    """`message`, cut to fit one atomic pipe write with its newline: its first line,
+    then as much of its end as fits (a traceback's end names the error)."""
+    data = message.encode(errors="replace")
+    if len(data) <= limit:
+        return message
+    first = message.split("\n", 1)[0].encode(errors="replace")[:limit // 2]
+    marker = b"\n[...]\n"
+    tail = data[-(limit - len(first) - len(marker)):]
+    return (first + marker + tail).decode(errors="replace")

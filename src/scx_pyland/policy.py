@@ -12,11 +12,22 @@ The worker drives it, one cycle at a time::
     ...                            # sent to the kernel; what does not fit is retried
     policy.nr_pending              # how many it still holds (the worker runs again while > 0)
 
-plus :meth:`Policy.tick` about once a second and :meth:`Policy.on_exit` at the end.
+plus :meth:`Policy.tick` about once a second and :meth:`Policy.on_exit` at the end
+(or when the policy is swapped out while scheduling).
 :meth:`Policy.select_cpus` asks the BPF side's idle tracking for an idle CPU near
 each task's last one (in one call for many tasks).
 A policy must not block, sleep, start threads or do I/O: it runs inside the
 scheduler of the whole machine.
+
+The worker guards the machine against a policy's mistakes (README, "Iterating on a
+policy on a live machine"): an exception from ``enqueue``, ``dispatch``,
+``nr_pending`` or ``tick`` (or a ``dispatch`` that returns anything but a list of
+:class:`DispatchedTask`) hands every task the policy held to the fifo policy; a
+task held longer than ``--rescue-after-ms`` is dispatched by the worker itself (a
+later decision for it is dropped); a decision for a task the policy was not given,
+or for one it decided already, is dropped. A policy swapped in while scheduling
+(``scx_pyland reload``, ``--watch``) gets the tasks the old one held in its first
+``enqueue``.
 
 Policies are plain Python, testable without a kernel: feed them records decoded by
 ``scx_pyland._bpf.decode_queued`` (see ``scx_pyland.replay``).

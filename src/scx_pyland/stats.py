@@ -19,7 +19,7 @@ from pathlib import Path
 DEFAULT_PATH = Path(os.environ.get("SCX_PYLAND_RUN_DIR", "/run/scx_pyland")) / "stats"
 
 MAGIC = b"PYLANDST"
-VERSION = 2
+VERSION = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,10 +40,16 @@ FIELDS: tuple[Field, ...] = (
     Field("nr_bounce_dispatches", "counter", "policy decisions for a CPU the task may not use (sent to any CPU)"),
     Field("nr_failed_dispatches", "counter", "policy decisions for a task that had exited"),
     Field("nr_drain_errors", "counter", "failed reads of the ring of decisions, other than another CPU reading it"),
-    Field("nr_policy_dispatches", "counter", "decisions the policy sent to the kernel"),
+    Field("nr_policy_dispatches", "counter", "decisions sent to the kernel: the policy's and the worker's rescues"),
     Field("nr_page_faults", "counter", "the worker's page faults (should stay flat while attached)"),
+    Field("nr_policy_errors", "counter", "exceptions from the policy; the fifo policy took over its tasks each time"),
+    Field("nr_rescued", "counter", "tasks the policy held too long (--rescue-after-ms), dispatched by the worker"),
+    Field("nr_invalid_dispatches", "counter", "policy decisions for tasks it did not hold (never given, "
+          "decided already, rescued): dropped by the worker"),
+    Field("nr_policy_swaps", "counter", "policies switched to while attached (reloads and fallbacks)"),
     Field("nr_queued", "gauge", "tasks queued for the worker, not yet read"),
-    Field("nr_pending", "gauge", "tasks the policy holds without a decision"),
+    Field("nr_pending", "gauge", "tasks the policy holds without a decision (the worker's count), "
+          "and decisions waiting for room on the ring"),
     Field("nr_running", "gauge", "tasks running on a CPU"),
     Field("nr_online_cpus", "gauge", "online CPUs"),
 )
@@ -180,4 +186,6 @@ def format_line(prev: Snapshot | None, cur: Snapshot) -> str:
             f"congested {delta('nr_sched_congested')} cancel {delta('nr_cancel_dispatches')} "
             f"bounce {delta('nr_bounce_dispatches')} fail {delta('nr_failed_dispatches')} | "
             f"policy {rate('nr_policy_dispatches')} pending {v['nr_pending']} queued {v['nr_queued']} "
-            f"running {v['nr_running']}/{v['nr_online_cpus']} | page faults +{delta('nr_page_faults')}")
+            f"running {v['nr_running']}/{v['nr_online_cpus']} | page faults +{delta('nr_page_faults')} | "
+            f"policy errors +{delta('nr_policy_errors')} rescued +{delta('nr_rescued')} "
+            f"invalid +{delta('nr_invalid_dispatches')} swaps +{delta('nr_policy_swaps')}")

@@ -3,7 +3,7 @@ threw the scheduler out. It never touches BPF (it never imports scx_pyland._bpf)
 it keeps running whatever happens to the worker.
 
     start the worker in a session of its own
-      -> wait for: its exit | a signal (SIGINT/SIGTERM forwarded, SIGHUP restarts)
+      -> wait for: its exit | a signal (SIGINT/SIGTERM and SIGHUP forwarded)
                  | the kernel dropping the scheduler while the worker hangs
       -> kill what is left of its process group
       -> classify the exit: stop, give up, or back off and start a new worker
@@ -21,6 +21,11 @@ init does, without ever taking the worker's exit status from its own wait
 The supervisor keeps its restart count and the last exit in a small root-only JSON
 file (``--status-file``, default /run/scx_pyland/supervisor.json), rewritten on
 every change.
+
+SIGHUP reloads the policy: the supervisor forwards it to the worker, which loads
+the policy again without detaching (scx_pyland.reload). The worker's policy state
+file (the policy in use, its swaps, the last swap's outcome) is copied into the
+status file as it changes, and a new worker starts with the policy in use.
 """
 
 from __future__ import annotations
@@ -38,7 +43,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from scx_pyland import compaction, files, logs
+from scx_pyland import compaction, files, logs, reload
 from scx_pyland.exits import (ECODE_ACT_RESTART, ExitKind, SupervisorStatus, WorkerStatus, kind_name,
                               read_exit_info)
 STATUS_FILE = Path(os.environ.get("SCX_PYLAND_RUN_DIR", "/run/scx_pyland")) / "supervisor.json"
@@ -60,6 +65,7 @@ class SupervisorOptions:
     poll_interval: float = 0.5       # how often the sched_ext state is read
     status_file: Path | None = STATUS_FILE
     policy: str | None = None        # the worker's --policy, for the status file
+    policy_state: Path | None = reload.STATE_FILE   # the worker's policy in use, its swaps
     sched_ext_dir: Path = files.SCHED_EXT
     # Workers set it to 0; its value before the first is restored after the last.
     compaction_sysctl: Path | None = compaction.SYSCTL
@@ -182,9 +188,11 @@ class Supervisor:
         self.backoff = Backoff(options.backoff_initial, options.backoff_max, options.stable_after)
         self.budget = RestartBudget(options.max_restarts, options.restart_window)
         self.stop_signal = 0         # SIGINT/SIGTERM received: forward it and end
-        self.restart_requested = False   # SIGHUP received: a new worker on purpose
         self.status = {"supervisor_pid": os.getpid(), "state": "starting", "worker_pid": None,
-                       "policy": options.policy, "restarts": 0, "last_exit": None}
+                       "policy": options.policy, "policy_swaps": 0, "last_swap": None,
+                       "restarts": 0, "last_exit": None}
+        self.policy_seen: tuple[int, int, int] | None = None    # the state file as read last
+        self.swaps_counted: tuple[int | None, int] = (None, 0)   # (worker pid, its swaps in the total)
         self._wakeup = -1            # the read end of the signal wake-up pipe
         self._status_warned = False
 
@@ -211,10 +219,6 @@ class Supervisor:
             ended = self.run_worker(exit_info)
             if self.stop_signal:
                 return self.stopped()
-            if self.restart_requested:
-                self.restart_requested = False
-                self.restarted("restart requested (SIGHUP)")
-                continue
             verdict = classify(ended, self.options.sysrq_final)
             self.update_status(last_exit=self.exit_record(ended, verdict))
             if not verdict.restart:
@@ -253,7 +257,10 @@ class Supervisor:
         started = time.monotonic()
         # A session of its own: a terminal's ^C reaches only us (we forward it), and
         # its whole process group can be killed at the end.
-        proc = subprocess.Popen([*self.command, "--exit-info", exit_info], env=self.env,
+        # The policy in use (after reloads, or the fifo fallback), not the first one.
+        policy = self.status["policy"]
+        again = ["--policy", policy] if policy and policy != self.options.policy else []
+        proc = subprocess.Popen([*self.command, *again, "--exit-info", exit_info], env=self.env,
                                 start_new_session=True)
         self.update_status(state="running", worker_pid=proc.pid)
         try:
@@ -261,6 +268,7 @@ class Supervisor:
         finally:
             self.kill_group(proc.pid)
             reap_orphans()           # those that exited while the worker's zombie hid them
+        self.follow_policy(proc.pid)     # a swap it made just before it ended
         self.update_status(worker_pid=None)
         if self.metrics:
             self.metrics.refresh()   # the ended worker's last counts join the totals
@@ -277,6 +285,7 @@ class Supervisor:
         seen_enabled = False
         dropped_since = None         # when the state stopped reading `enabled`
         kill_at = None               # a signalled worker that is not gone by then is killed
+        reload_pending = False       # SIGHUP before the worker attached: forwarded once it has
         frozen = False
         try:
             while True:
@@ -284,15 +293,16 @@ class Supervisor:
                 now = time.monotonic()
                 if self.metrics:
                     self.metrics.refresh()   # follows the worker's statistics file
+                self.follow_policy(proc.pid)
                 for signum in signals:
                     if signum in (signal.SIGINT, signal.SIGTERM):
                         self.stop_signal = signum
                         log(f"{signal_name(signum)}: stopping the worker")
                         proc.send_signal(signum)
                     elif signum == signal.SIGHUP and not self.stop_signal:
-                        self.restart_requested = True
-                        log("SIGHUP: restarting the worker")
-                        proc.send_signal(signal.SIGTERM)
+                        # Until it has attached, the worker may not handle SIGHUP yet.
+                        reload_pending = True
+                        continue
                     kill_at = kill_at or now + self.options.stop_timeout
                 if exited:
                     return proc.wait(), frozen
@@ -305,6 +315,10 @@ class Supervisor:
                     seen_enabled, dropped_since = True, None
                 elif not seen_enabled and enable_seq is not None:
                     seen_enabled = (self.enable_seq() or 0) > enable_seq
+                if reload_pending and seen_enabled and not self.stop_signal:
+                    reload_pending = False
+                    log("SIGHUP: the worker reloads its policy")
+                    proc.send_signal(signal.SIGHUP)
                 if state != "enabled" and seen_enabled and not frozen:
                     dropped_since = dropped_since or now
                     if now - dropped_since >= self.options.frozen_grace:
@@ -351,8 +365,8 @@ class Supervisor:
         return True
 
     def sleep(self, seconds: float) -> bool:
-        """Sleep, but wake for a stop request (False). SIGHUP here only cuts the
-        sleep short: a new worker starts next anyway."""
+        """Sleep, but wake for a stop request (False). SIGHUP here (no worker to
+        reload) only cuts the sleep short: a new worker loads the policy afresh."""
         deadline = time.monotonic() + seconds
         while (left := deadline - time.monotonic()) > 0:
             _, signals = self.wait_event(left)
@@ -404,6 +418,31 @@ class Supervisor:
 
     def enable_seq(self) -> int | None:
         return files.enable_seq(self.options.sched_ext_dir)
+
+    def follow_policy(self, worker_pid: int) -> None:
+        """Copy the worker's policy state (the policy in use, its swaps, the last swap)
+        into the status file when it changed; only a state this worker wrote counts."""
+        path = self.options.policy_state
+        if path is None:
+            return
+        try:
+            st = os.stat(path)
+        except OSError:
+            return
+        seen = (st.st_mtime_ns, st.st_size, st.st_ino)
+        if seen == self.policy_seen:
+            return
+        state = reload.read_state(path)
+        if state.get("worker_pid") != worker_pid:
+            return
+        self.policy_seen = seen
+        # policy_swaps counts every worker's swaps: add what this one made since.
+        swaps = int(state.get("swaps") or 0)
+        counted = self.swaps_counted[1] if self.swaps_counted[0] == worker_pid else 0
+        self.swaps_counted = (worker_pid, swaps)
+        self.update_status(policy=state.get("policy"),
+                           policy_swaps=self.status["policy_swaps"] + max(0, swaps - counted),
+                           last_swap=state.get("last_swap"))
 
     @staticmethod
     def exit_record(ended: WorkerExit, verdict: Verdict) -> dict:

@@ -9,6 +9,20 @@ threads, no lazy imports, no blocking I/O and no garbage collection while attach
 
 and about once a second: policy.tick(), and the statistics are published. When it
 ends, for whatever reason, the scheduler is detached before anything is printed.
+
+A policy can never take the machine down (docs/design.md, "Reload, fallback and
+rescue"):
+
+- the worker keeps custody of every task it hands to the policy until the policy
+  decides it (``Scheduler.custody``, kept by the extension as it reads and writes
+  the rings); a decision for a task the policy does not hold is dropped and counted;
+- a task held longer than ``rescue_after_ms`` is dispatched by the worker itself
+  (any CPU) and counted as rescued;
+- an exception from the policy is logged once and the fifo policy takes over every
+  task the failed one held (``on_policy_error="exit"``: exit 70 as before);
+- SIGHUP (``scx_pyland reload``) and, with ``watch``, a change of the policy's file
+  load the policy again between two cycles: the new one gets every task the old
+  one held; one that cannot be loaded is refused and the old one keeps running.
 """
 
 from __future__ import annotations
@@ -24,8 +38,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from scx_pyland import _bpf, compaction, logs, stats, topology
+from scx_pyland import _bpf, compaction, files, logs, reload, stats, topology
 from scx_pyland.exits import ExitKind, WorkerStatus, is_error, kind_name, write_exit_info
+from scx_pyland.policies import FifoPolicy, PolicyLoadError, load_policy_class, policy_file
 from scx_pyland.policy import Policy
 from scx_pyland.replay import TraceRecorder
 
@@ -57,6 +72,12 @@ class WorkerOptions:
     # watchdog fires, or make the BPF side call scx_bpf_error().
     debug_stall_after: float | None = None
     debug_bpf_error_after: float | None = None
+    policy_spec: str = ""                # --policy as given: what a reload re-imports
+    watch: bool = False                  # reload when the policy's file changes
+    on_policy_error: str = "fallback"    # "fallback" to fifo, or "exit" (status 70)
+    rescue_after_ms: int | None = None   # dispatch a task held longer (None: timeout_ms / 2)
+    state_path: Path = reload.STATE_FILE      # the policy in use and the last swap (JSON)
+    request_path: Path = reload.REQUEST_FILE  # a pending `scx_pyland reload` request
 
 
 class Worker:
@@ -66,8 +87,29 @@ class Worker:
         self.policy = policy
         self.options = options
         self.stop_requested = False
-        self.nr_dispatched = 0          # decisions the policy made that reached the ring
+        self.reload_requested = False   # SIGHUP: load the policy again at the next tick
+        self.sched: _bpf.Scheduler | None = None
+        self.nr_ceiling_sent = 0        # decisions run_fifo_ceiling sent (--policy ceiling)
         self.backlog: list[_bpf.DispatchedTask] = []   # decisions the ring had no room for
+        # What a reload re-imports and --watch watches: the policy last asked for
+        # (the fifo fallback replaces the policy in use, not this).
+        self.spec = options.policy_spec or (policy.name if policy else "")
+        self.spec_in_use = self.spec
+        self.fallback_from: str | None = None   # the spec that failed, while fifo stands in
+        self.nr_policy_errors = 0
+        self.nr_rescued = 0
+        self.nr_swaps = 0
+        self.last_swap: dict | None = None
+        self.watched: tuple[Path, tuple[int, int, int] | None] | None = None
+        rescue_ms = options.rescue_after_ms or max(options.timeout_ms // 2, 1)
+        self.rescue_after_ns = rescue_ms * 1_000_000
+        # Housekeeping (rescues) runs this often; the policy's tick, reloads and the
+        # statistics once a second within it.
+        self.housekeeping_ns = min(TICK_NS, self.rescue_after_ns // 2)
+        self.next_housekeeping = 0
+        self.next_tick = 0
+        self.events = logs.NonBlockingLog(None)  # log lines while attached, never blocking
+        self.debug_stalled = False
         self.started = 0.0
         self.recorder = TraceRecorder(options.record) if options.record else None
         self.stats: stats.StatsWriter | None = None
@@ -78,6 +120,14 @@ class Worker:
 
     def request_stop(self, signum: int = 0, frame: object = None) -> None:
         self.stop_requested = True
+
+    def request_reload(self, signum: int = 0, frame: object = None) -> None:
+        self.reload_requested = True
+
+    @property
+    def nr_dispatched(self) -> int:
+        """Decisions sent to the BPF side: the policy's and the rescues."""
+        return (self.sched.nr_decisions_sent if self.sched else 0) + self.nr_ceiling_sent
 
     def run(self) -> int:
         """Run to the end; returns a :class:`WorkerStatus`. With ``exit_info`` set,
@@ -95,6 +145,7 @@ class Worker:
     def run_attached(self) -> int:
         signal.signal(signal.SIGINT, self.request_stop)
         signal.signal(signal.SIGTERM, self.request_stop)
+        signal.signal(signal.SIGHUP, self.request_reload)
         try:
             _bpf.check_environment()
             try:
@@ -118,8 +169,10 @@ class Worker:
             topo = topology.read_topology()
         except OSError as err:
             raise CannotStart(f"cannot read the CPU topology: {os_error_text(err)}") from None
-        if self.options.stats_interval:
-            self.stats_fd = open_stats_stderr()
+        # Lines written while attached (--stats, errors, reloads) never block.
+        self.stats_fd = open_stats_stderr()
+        self.events = logs.NonBlockingLog(self.stats_fd)
+        self.watched = self.watch_target()
         sched = _bpf.Scheduler(
             slice_ns=self.options.slice_ns,
             timeout_ms=self.options.timeout_ms,
@@ -141,6 +194,7 @@ class Worker:
                                       f"{os_error_text(err)}") from None
             log(f"attached as {sched.ops_name} ({self.policy.name} policy, "
                 f"{self.policy.config.nr_cpus} CPUs, slice {self.options.slice_ns // 1000} us)")
+            self.write_state()
             self.started = time.monotonic()
             # Everything allocated so far lives as long as the worker: keep the
             # cyclic collector off it, and off the hot path altogether.
@@ -160,6 +214,7 @@ class Worker:
             except Exception:
                 sched.close()
                 gc.enable()
+                self.events.drain()
                 log(f"error: the {self.policy.name} policy raised an exception; "
                     f"the scheduler is detached\n{traceback.format_exc()}")
                 self.exit_fields = {"error": traceback.format_exc(limit=0).strip()}
@@ -169,7 +224,9 @@ class Worker:
             counters = sched.counters()
             info = sched.shutdown_and_report()
         gc.enable()
-        self.policy.on_exit()
+        self.events.drain()
+        with contextlib.suppress(Exception):    # detached already: nothing left to protect
+            self.policy.on_exit()
         log(self.exit_report(info, counters))
         self.exit_fields = {"kind": info.kind, "exit_code": info.exit_code,
                             "reason": info.reason, "msg": info.msg}
@@ -184,42 +241,230 @@ class Worker:
         return WorkerStatus.STOPPED if info.kind == ExitKind.UNREG else WorkerStatus.KERNEL_EXIT
 
     def loop(self, sched: _bpf.Scheduler) -> None:
-        """The hot path. Everything it touches is bound to locals first."""
+        """Run cycles until the kernel ends the scheduler or a stop is requested. An
+        exception from the policy hands its tasks to the fifo policy and the loop goes
+        on (with on_policy_error="exit", or from the fallback itself, it propagates);
+        a transport error (_bpf.Error) always propagates."""
+        self.sched = sched
         if getattr(self.policy, "runs_in_cxx", False):
             return self.loop_in_cxx(sched)
+        now = time.monotonic_ns()
+        self.next_housekeeping = now + self.housekeeping_ns
+        self.next_tick = now + TICK_NS
+        # Tasks received until the next housekeeping are recorded as received then:
+        # never taken for older than they are, and no clock read per cycle.
+        sched.custody.stamp_ns = self.next_housekeeping
+        try:
+            while not (sched.exited() or self.stop_requested):
+                try:
+                    self.run_cycles(sched)
+                except _bpf.Error:
+                    raise
+                except Exception:
+                    if self.options.on_policy_error == "exit" or self.fallback_from is not None:
+                        raise
+                    self.fall_back(sched)
+        finally:
+            self.publish_stats(sched)
+
+    def run_cycles(self, sched: _bpf.Scheduler) -> None:
+        """The hot path, for one policy: returns when the policy changed (a reload),
+        the kernel ended the scheduler or a stop was requested. Everything it touches
+        is bound to locals first."""
         policy = self.policy
         enqueue = policy.enqueue
         pick = self.with_debug_faults(policy.dispatch, sched)
-        dequeue = sched.dequeue
+        dequeue = sched.dequeue     # records what it reads in sched.custody
+        submit = sched.submit       # takes the decisions out of sched.custody, and sends them
         dispatch = sched.dispatch
+        release = sched.custody.release
         notify_complete = sched.notify_complete
         monotonic_ns = time.monotonic_ns
         record = self.recorder.add if self.recorder else None
         backlog = self.backlog
-        next_tick = monotonic_ns() + TICK_NS
+        next_housekeeping = self.next_housekeeping
+        exited = sched.exited()
+        while not (exited or self.stop_requested):
+            queued = dequeue(BATCH)
+            if record:
+                record(queued)
+            enqueue(queued)
+            decisions = pick()
+            if backlog:
+                # The ring was full (or tasks were rescued): what waits goes first.
+                decisions = backlog + (release(decisions) if decisions else [])
+                backlog.clear()
+                sent = dispatch(decisions)
+                if sent < len(decisions):
+                    backlog.extend(decisions[sent:])
+            elif decisions:
+                refused = submit(decisions)
+                if refused:
+                    backlog.extend(refused)
+            if monotonic_ns() >= next_housekeeping:
+                if self.housekeeping(sched):
+                    return      # a new policy: bind it
+                next_housekeeping = self.next_housekeeping
+            exited = notify_complete(policy.nr_pending + len(backlog))
+
+    def housekeeping(self, sched: _bpf.Scheduler) -> bool:
+        """Between two cycles, every housekeeping_ns: rescue the tasks held too long;
+        once a second also the policy's tick, a requested reload or a changed file
+        (--watch), and the statistics. True when the policy changed."""
+        now = time.monotonic_ns()
+        self.next_housekeeping = now + self.housekeeping_ns
+        sched.custody.stamp_ns = self.next_housekeeping
+        self.rescue(sched)
+        if now < self.next_tick:
+            return False
+        self.next_tick = now + TICK_NS
+        self.policy.tick()
+        changed = False
+        if self.reload_requested:
+            self.reload_requested = False
+            request = reload.take_request(self.options.request_path)
+            changed = self.swap(sched, request.get("policy") or self.spec, "reload", request.get("id"))
+        elif self.watched and self.watched_file_changed():
+            changed = self.swap(sched, self.spec, "file changed")
+        self.publish_stats(sched)
+        self.events.flush()
+        return changed
+
+    def rescue(self, sched: _bpf.Scheduler) -> None:
+        """Dispatch, to any CPU, every task the policy has held longer than
+        rescue_after_ns: it may have forgotten it, and the watchdog would end the
+        scheduler. They go out first, with the next cycle's decisions."""
+        if self.debug_stalled:
+            return      # --debug-stall-after: the watchdog is meant to fire
+        rescued = sched.custody.take_overdue(self.rescue_after_ns, self.policy.config.slice_ns)
+        if not rescued:
+            return
+        if not self.nr_rescued:
+            pids = ", ".join(str(d.pid) for d in rescued[:8]) + (", ..." if len(rescued) > 8 else "")
+            self.events.write(f"scx_pyland: warning: the {self.policy.name} policy held {len(rescued)} "
+                              f"task(s) longer than {self.rescue_after_ns // 1_000_000} ms (pid {pids}): "
+                              f"dispatched them itself; further rescues are counted (rescued)")
+        self.nr_rescued += len(rescued)
+        self.backlog.extend(rescued)
+
+    # -- policies: swap and fallback -----------------------------------------------------
+
+    def swap(self, sched: _bpf.Scheduler, spec: str, cause: str, request: str | None = None) -> bool:
+        """Load `spec` afresh and switch to it, handing it every task the policy in use
+        holds (as queued, oldest first). If it cannot be loaded, built or take those
+        tasks, it is refused in one line and the policy in use goes on. True if it
+        switched."""
+        old = self.policy
+        held = sched.custody.held()
         try:
-            exited = sched.exited()
-            while not (exited or self.stop_requested):
-                queued = dequeue(BATCH)
-                if record:
-                    record(queued)
-                enqueue(queued)
-                decisions = pick()
-                if backlog:
-                    decisions = backlog + decisions
-                    backlog.clear()
-                if decisions:
-                    sent = dispatch(decisions)
-                    self.nr_dispatched += sent
-                    if sent < len(decisions):
-                        backlog.extend(decisions[sent:])
-                if monotonic_ns() >= next_tick:
-                    next_tick += TICK_NS
-                    policy.tick()
-                    self.publish_stats(sched)
-                exited = notify_complete(policy.nr_pending + len(backlog))
-        finally:
-            self.publish_stats(sched)
+            try:
+                cls = load_policy_class(spec, fresh=True)
+            except PolicyLoadError as err:
+                raise SwapRefused(str(err)) from None
+            if getattr(cls, "runs_in_cxx", False):
+                raise SwapRefused(f"{spec!r} runs only from the start (--policy {spec})")
+            try:
+                new = cls(old.config)
+            except Exception as err:
+                raise SwapRefused(f"the {spec} policy failed to start: {type(err).__name__}: {err}") from None
+            select_cpus = getattr(sched, "select_cpus", None)
+            if select_cpus:
+                new.use_scheduler(select_cpus)
+            try:
+                new.enqueue(held)
+            except Exception as err:
+                raise SwapRefused(f"the {spec} policy raised on taking over {len(held)} tasks: "
+                                  f"{type(err).__name__}: {err}") from None
+        except SwapRefused as refused:
+            message = f"{refused}; the {old.name} policy keeps running"
+            self.note_swap(spec, cause, request, ok=False, message=message)
+            self.events.write(f"scx_pyland: error: reload refused: {message}")
+            self.retire(None)     # what the refused module left
+            return False
+        old_spec = self.spec_in_use
+        self.policy = new
+        self.spec = self.spec_in_use = spec
+        self.fallback_from = None
+        self.nr_swaps += 1
+        if self.options.watch:
+            self.watched = self.watch_target(quiet=True)
+        message = f"handed over {len(held)} tasks"
+        self.note_swap(spec, cause, request, ok=True, message=message, old=old_spec)
+        self.events.write(f"scx_pyland: policy {old.name} -> {new.name} ({cause}): {message}")
+        self.retire(old)
+        return True
+
+    def fall_back(self, sched: _bpf.Scheduler) -> None:
+        """Called in an `except` block: the policy raised. Log it once, with its
+        traceback, and let the fifo policy take every task it held."""
+        failed, failed_spec = self.policy, self.spec_in_use
+        self.nr_policy_errors += 1
+        held = sched.custody.held()
+        fifo = FifoPolicy(failed.config)
+        fifo.enqueue(held)
+        self.policy = fifo
+        self.spec_in_use = "fifo"
+        self.fallback_from = failed_spec
+        self.nr_swaps += 1
+        error = traceback.format_exc(limit=0).strip()
+        message = f"the {failed.name} policy raised {error}; fifo took over its {len(held)} tasks"
+        self.note_swap("fifo", "policy error", None, ok=True, message=message, old=failed_spec)
+        self.events.write(f"scx_pyland: error: {message} (the scheduler stays attached; "
+                          f"scx_pyland reload or --watch loads {self.spec} again)\n{traceback.format_exc()}")
+        self.retire(failed)
+
+    def retire(self, old: Policy | None) -> None:
+        """A policy swapped out gets its on_exit(); whatever it raises is only logged.
+        Then the garbage a policy's module and class leave (they refer to each other)
+        is collected, once: the collector is otherwise off while attached, and
+        reloads would pile it up (objects frozen at start-up are not walked)."""
+        if old is not None:
+            try:
+                old.on_exit()
+            except Exception as err:
+                self.events.write(f"scx_pyland: warning: the {old.name} policy's on_exit() raised "
+                                  f"{type(err).__name__}: {err}")
+        gc.collect()
+
+    def note_swap(self, spec: str, cause: str, request: str | None, ok: bool, message: str,
+                  old: str | None = None) -> None:
+        self.last_swap = {"time": time.time(), "from": old or self.spec_in_use, "to": spec,
+                          "cause": cause, "ok": ok, "message": message, "request": request}
+        self.write_state()
+
+    def write_state(self) -> None:
+        """The policy in use, the swaps and the last one's outcome, for the supervisor,
+        --monitor and `scx_pyland reload` (a small file on the run directory's tmpfs,
+        written atomically; rarely: at start and on each swap)."""
+        state = {"worker_pid": os.getpid(), "policy": self.spec_in_use, "name": self.policy.name,
+                 "fallback_from": self.fallback_from, "swaps": self.nr_swaps,
+                 "policy_errors": self.nr_policy_errors, "last_swap": self.last_swap}
+        try:
+            files.write_json_atomic(self.options.state_path, state)
+        except OSError as err:
+            self.events.write(f"scx_pyland: warning: cannot write {self.options.state_path}: {err.strerror}")
+
+    # -- --watch ---------------------------------------------------------------------
+
+    def watch_target(self, quiet: bool = False) -> tuple[Path, tuple[int, int, int] | None] | None:
+        """(the policy's file, its signature now) with --watch, else None."""
+        if not self.options.watch:
+            return None
+        path = policy_file(self.spec)
+        if path is None:
+            if not quiet:
+                log(f"warning: --watch: the {self.spec} policy has no file of its own to watch")
+            return None
+        return path, file_signature(path)
+
+    def watched_file_changed(self) -> bool:
+        path, seen = self.watched
+        now = file_signature(path)
+        if now == seen or now is None:
+            return False        # unchanged, or gone for now (an editor's save): wait
+        # Taken before the file is read: a write that ends after it shows next tick.
+        self.watched = (path, now)
+        return True
 
     def loop_in_cxx(self, sched: _bpf.Scheduler) -> None:
         """Benchmark only (--policy ceiling): the fifo cycle in C++; Python comes back
@@ -228,8 +473,8 @@ class Worker:
         next_tick = time.monotonic_ns() + TICK_NS
         try:
             while not self.stop_requested and not sched.exited():
-                self.nr_dispatched += sched.run_fifo_ceiling(CEILING_CHUNK_NS, config.slice_ns,
-                                                             config.slice_min_ns)
+                self.nr_ceiling_sent += sched.run_fifo_ceiling(CEILING_CHUNK_NS, config.slice_ns,
+                                                               config.slice_min_ns)
                 if time.monotonic_ns() >= next_tick:
                     next_tick += TICK_NS
                     self.publish_stats(sched)
@@ -251,6 +496,7 @@ class Worker:
                 sched.debug_request_error()      # scx_bpf_error() on the next dispatch
             decisions = pick()
             if stall_after and elapsed >= stall_after:
+                self.debug_stalled = True    # and no rescue
                 return []   # dropped: those tasks never run, and the watchdog fires
             return decisions
         return faulty
@@ -263,7 +509,8 @@ class Worker:
             c.nr_stalled_dispatches, c.nr_sched_congested,
             c.nr_cancel_dispatches, c.nr_bounce_dispatches, c.nr_failed_dispatches, c.nr_drain_errors,
             self.nr_dispatched, usage.ru_minflt + usage.ru_majflt,
-            c.nr_queued, self.policy.nr_pending + len(self.backlog) + sched.ceiling_backlog,
+            self.nr_policy_errors, self.nr_rescued, sched.custody.nr_invalid, self.nr_swaps,
+            c.nr_queued, len(sched.custody) + len(self.backlog) + sched.ceiling_backlog,
             c.nr_running, c.nr_online_cpus,
         )
         if self.stats:
@@ -302,6 +549,15 @@ class Worker:
         def share(n: int) -> str:
             return f"{n} ({100.0 * n / total:.1f}%)" if total else f"{n}"
 
+        safety = ""
+        if self.nr_policy_errors:
+            safety += (f"; policy errors {self.nr_policy_errors} (fifo took over from {self.fallback_from})"
+                       if self.fallback_from else f"; policy errors {self.nr_policy_errors}")
+        invalid = self.sched.custody.nr_invalid if self.sched else 0
+        if self.nr_rescued or invalid:
+            safety += f"; rescued {self.nr_rescued}, invalid decisions {invalid}"
+        if self.nr_swaps:
+            safety += f"; policy swaps {self.nr_swaps}"
         return (f"exit: {reason}; kind {kind_name(info.kind)} 0x{info.kind:x}, code {info.exit_code}; "
                 f"ran {seconds:.1f} s; policy {self.policy.name} dispatched {self.nr_dispatched}; "
                 f"dispatches: user {share(c.nr_user_dispatches)}, kernel {share(c.nr_kernel_dispatches)}, "
@@ -309,11 +565,24 @@ class Worker:
                 f"stalled {share(c.nr_stalled_dispatches)}, "
                 f"congested {share(c.nr_sched_congested)}; cancelled {c.nr_cancel_dispatches}, "
                 f"bounced {c.nr_bounce_dispatches}, failed {c.nr_failed_dispatches}"
-                + (f", failed drains {c.nr_drain_errors}" if c.nr_drain_errors else ""))
+                + (f", failed drains {c.nr_drain_errors}" if c.nr_drain_errors else "") + safety)
 
 
 class CannotStart(Exception):
     """The worker cannot start for a reason retrying will not fix; the message says why."""
+
+
+class SwapRefused(Exception):
+    """A policy that cannot replace the one in use; the message says why."""
+
+
+def file_signature(path: Path) -> tuple[int, int, int] | None:
+    """(mtime ns, size, inode) of a file, None if it cannot be read: what --watch compares."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_mtime_ns, st.st_size, st.st_ino
 
 
 def os_error_text(err: OSError) -> str:
