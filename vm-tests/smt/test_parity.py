@@ -57,6 +57,10 @@ class Task:
 def test_select_cpu_picks_only_cpus_the_task_may_use(partial_scheduler):
     sched, topo = partial_scheduler
     pinned = subprocess.Popen(["taskset", "-c", "3", "sleep", "60"])
+    # Ask from another CPU: a CPU running the caller is not idle, and EEVDF may keep
+    # this process on CPU 3 for the whole loop (then every answer was -1).
+    own = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, set(topo.online) - {3})
     try:
         time.sleep(0.5)
         # Its previous CPU is not even allowed: the answer is CPU 3 or none. The
@@ -69,6 +73,7 @@ def test_select_cpu_picks_only_cpus_the_task_may_use(partial_scheduler):
             time.sleep(0.05)
         assert 3 in answers and set(answers) <= {3, -1}, answers
     finally:
+        os.sched_setaffinity(0, own)
         pinned.kill()
         pinned.wait()
 
