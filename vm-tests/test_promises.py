@@ -21,7 +21,7 @@ ENABLE_SEQ = Path("/sys/kernel/sched_ext/enable_seq")
 EXT_SERVER = Path("/sys/kernel/debug/sched/ext_server")
 SHARE_SECONDS = 10
 LATENCY_SECONDS = 15
-RT_SECONDS = 30
+RT_SECONDS = 20
 
 
 def enable_seq() -> int:
