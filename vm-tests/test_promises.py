@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import re
-import signal
 import subprocess
 import time
 from pathlib import Path
@@ -145,9 +144,14 @@ def test_pauses_of_the_worker_end_in_no_ejection(start_scx, tmp_path):
         for pause_s in (1, 2, 4):
             worker = run.worker_pid()
             assert worker, run.diagnosis()
-            os.kill(worker, signal.SIGSTOP)
-            time.sleep(pause_s)
-            os.kill(worker, signal.SIGCONT)
+            # The pause is made and ended by a real-time process, which sched_ext does
+            # not schedule. Done from this test process, the SIGCONT could itself be
+            # stuck: a task queued to the worker just before it stopped waits until it
+            # runs again (README, known limits), and that was once this process (7.2.12).
+            pause = subprocess.run(["chrt", "-f", "1", "sh", "-c",
+                                    f"kill -STOP {worker}; sleep {pause_s}; kill -CONT {worker}"],
+                                   capture_output=True, text=True, timeout=60)
+            assert pause.returncode == 0, pause.stderr
             # The ejection seen before came about 10 s after a 2 s pause.
             time.sleep(12)
             run.assert_attached()
