@@ -88,16 +88,21 @@ def test_monitor_says_clearly_when_no_scheduler_runs(tmp_path):
     assert "no scx_pyland is running" in out.stderr
 
 
-def test_monitor_waits_through_a_worker_restart_and_says_so(tmp_path):
-    (tmp_path / "supervisor.json").write_text('{"state": "restarting", "restarts": 2}')
-    env = dict(os.environ, SCX_PYLAND_RUN_DIR=str(tmp_path))
+def run_monitor_briefly(run_dir) -> tuple[str, str]:
+    """`scx_pyland --monitor 0.2` on `run_dir` for 3 s: its (stdout, stderr)."""
+    env = dict(os.environ, SCX_PYLAND_RUN_DIR=str(run_dir))
     proc = subprocess.Popen([sys.executable, "-m", "scx_pyland", "--monitor", "0.2"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
-        out, err = proc.communicate(timeout=3)
+        return proc.communicate(timeout=3)
     except subprocess.TimeoutExpired:
         proc.terminate()
-        out, err = proc.communicate()
+        return proc.communicate()
+
+
+def test_monitor_waits_through_a_worker_restart_and_says_so(tmp_path):
+    (tmp_path / "supervisor.json").write_text('{"state": "restarting", "restarts": 2}')
+    _, err = run_monitor_briefly(tmp_path)
     assert "waiting for the worker (restarting, restarts 2)" in err
 
 
@@ -109,14 +114,8 @@ def test_monitor_shows_the_policy_in_use_its_swaps_and_the_last_swap(tmp_path):
         "worker_pid": os.getpid(), "policy": "fifo", "swaps": 1, "policy_errors": 1,
         "last_swap": {"from": "mine.py:Mine", "to": "fifo", "cause": "policy error", "ok": True,
                       "message": "the mine policy raised KeyError: 7; fifo took over its 3 tasks"}})
-    env = dict(os.environ, SCX_PYLAND_RUN_DIR=str(tmp_path))
-    proc = subprocess.Popen([sys.executable, "-m", "scx_pyland", "--monitor", "0.2"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
-        out, _ = proc.communicate(timeout=3)
-    except subprocess.TimeoutExpired:
-        proc.terminate()
-        out, _ = proc.communicate()
+        out, _ = run_monitor_briefly(tmp_path)
     finally:
         writer.close()
     assert out.splitlines()[0] == (
