@@ -117,6 +117,21 @@ def descendants(pid: int) -> list[int]:
     return found
 
 
+def comm(pid: int) -> str | None:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return None
+
+
+def process_state(pid: int) -> str | None:
+    """R, S, Z (a zombie), ...; None once the process is gone (reaped)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return None
+
+
 def logs(docker: Docker, name: str) -> str:
     out = docker("logs", name, check=False)
     return out.stdout + out.stderr
@@ -265,8 +280,9 @@ def daemonset_run_flags() -> tuple[list[str], list[str], dict]:
 def test_daemonset_container_attaches_answers_its_probe_and_stops_cleanly(docker):
     """The DaemonSet's container as declared (capabilities, read-only root, volumes,
     command and options, stop signal, grace period), run with docker: it attaches,
-    `scx_pyland status` (its probes) answers 0 inside it, the metrics port answers,
-    and a stop with the grace period detaches it with exit 0."""
+    `scx_pyland status` (its probes) answers 0 inside it within the probes' timeout,
+    its PID 1 reaps the orphans of a `docker exec`, the metrics port answers, and a
+    stop with the grace period detaches it with exit 0."""
     import urllib.request
     flags, command, c = daemonset_run_flags()
     assert wait_for_state("disabled", 60)
@@ -284,6 +300,22 @@ def test_daemonset_container_attaches_answers_its_probe_and_stops_cleanly(docker
         ready = time.monotonic()
         assert sched_ext_state() == "enabled" and sched_ext_ops().startswith("pyland")
         assert answer.stdout.startswith("scx_pyland: scheduling: attached as pyland"), answer.stdout
+        # The probe answers within the timeout the manifest gives it (docker exec included).
+        probe_started = time.monotonic()
+        assert docker("exec", "scx", *probe, check=False).returncode == 0
+        probe_s = time.monotonic() - probe_started
+        assert probe_s < c["readinessProbe"]["timeoutSeconds"], f"the probe took {probe_s:.1f} s"
+
+        # PID 1 (the supervisor: no --init) reaps what `docker exec` leaves behind: the
+        # shell exits at once and its background sleeps become PID 1's children.
+        supervisor = int(docker("inspect", "-f", "{{.State.Pid}}", "scx").stdout)
+        docker("exec", "scx", "/bin/sh", "-c", "for i in 1 2 3; do sleep 5 & done")
+        orphans = [pid for pid in descendants(supervisor) if comm(pid) == "sleep"]
+        assert len(orphans) == 3, f"PID 1's children: {[(pid, comm(pid)) for pid in descendants(supervisor)]}"
+        deadline = time.monotonic() + 60
+        while left := [(pid, process_state(pid)) for pid in orphans if process_state(pid)]:
+            assert time.monotonic() < deadline, f"not reaped by PID 1 (state Z: a zombie): {left}"
+            time.sleep(0.2)
         port = next(p for p in c["ports"] if p["name"] == "metrics")["containerPort"]
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=30) as response:
             assert "scx_pyland_attached 1.0" in response.read().decode()
@@ -298,6 +330,7 @@ def test_daemonset_container_attaches_answers_its_probe_and_stops_cleanly(docker
         assert wait_for_state("disabled", 30)
         assert "unregistered from user space" in output, output
         record_result("container_daemonset", {"ready_s": round(ready - started, 1),
+                                              "probe_s": round(probe_s, 2),
                                               "stop_s": round(stopped, 2),
                                               "warnings": [l for l in output.splitlines() if "warning" in l]})
     finally:
