@@ -144,6 +144,14 @@ def test_nothing_running(box):
     assert status.reason.startswith("no scx_pyland is running")
 
 
+def test_attached_by_a_scx_pyland_whose_files_are_not_here(box):
+    """A container's scheduler seen from the host: the kernel says ours, no files here."""
+    box.kernel("enabled", "pyland_0.1.0")
+    status = box.read()
+    assert not status.scheduling and status.attached
+    assert status.reason.startswith("pyland_0.1.0 is attached, but not by a scx_pyland seen from here")
+
+
 def test_a_kernel_without_sched_ext(box):
     box.supervisor(RUNNING)
     assert "this kernel has no sched_ext" in box.read().reason

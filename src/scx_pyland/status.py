@@ -149,6 +149,11 @@ def read_status(status_file: Path, sched_ext_dir: Path = SCHED_EXT,
             reason = describe_ended(sup)
         elif unreadable(status_file):
             reason = f"cannot read {status_file}: it is readable by root only"
+        elif kernel.ours:
+            # Attached by a scx_pyland whose files are elsewhere: another --status-file,
+            # or a container's (its /run is its own: ask there, `docker exec ... status`).
+            reason = (f"{kernel.ops} is attached, but not by a scx_pyland seen from here "
+                      f"(no {status_file}; in a container, run scx_pyland status inside it)")
         else:
             reason = f"no scx_pyland is running (no {status_file})"
     elif supervised and sup.get("state") != "running":
