@@ -18,7 +18,7 @@ from scx_pyland.supervisor import SupervisorOptions
 DEPLOY = Path(__file__).resolve().parent.parent / "deploy" / "systemd"
 UNIT = DEPLOY / "scx_pyland.service"
 ENV_FILE = DEPLOY / "scx_pyland.env"
-EXEC = "/usr/local/bin/scx_pyland"    # where `pip install .` as root puts it
+EXEC = "/usr/local/bin/scx_pyland"    # where the README links the venv's scx_pyland
 
 
 def unit() -> configparser.ConfigParser:

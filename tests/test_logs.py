@@ -1,10 +1,13 @@
 """The worker's log lines while it schedules (logs.NonBlockingLog): never a blocking
-write, each message whole, none lost while the pipe only lags."""
+write, each message whole, none lost while the pipe only lags; on every kind of
+stderr (a pipe, a file, the journal's socket)."""
 
 from __future__ import annotations
 
 import fcntl
 import os
+import socket
+import stat
 
 from scx_pyland import logs
 
@@ -47,3 +50,29 @@ def test_a_long_message_keeps_its_first_line_and_its_end_within_one_pipe_write()
     assert len(cut.encode()) + 1 <= logs.PIPE_BUF
     assert cut.startswith("error: the policy raised\n[...]\n") and cut.endswith("KeyError: 7")
     assert logs.fit_pipe_buf("short") == "short"
+
+
+def test_on_the_journals_socket_lines_never_wait_and_the_shared_descriptor_stays_blocking(monkeypatch):
+    """systemd's StandardError=journal (a service's default) makes stderr a stream
+    socket, which /proc/self/fd cannot open again: the lines go out with
+    MSG_DONTWAIT through a duplicate, and are dropped when the socket is full."""
+    reader, writer = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    monkeypatch.setattr(logs, "STDERR", writer.fileno())
+    fd = logs.open_stats_stderr()
+    assert fd != writer.fileno() and stat.S_ISSOCK(os.fstat(fd).st_mode)
+    assert logs.try_write_line(fd, "one")
+    assert reader.recv(100) == b"one\n"
+    sent = 0
+    while logs.try_write_line(fd, "x" * 99):     # nobody reads: full, without waiting
+        sent += 1
+    assert sent > 10
+    assert os.get_blocking(writer.fileno())      # the supervisor's description: untouched
+    assert os.get_blocking(fd)                   # (the same description: MSG_DONTWAIT only)
+    data = b""
+    reader.setblocking(False)
+    try:
+        while chunk := reader.recv(1 << 20):
+            data += chunk
+    except BlockingIOError:
+        pass
+    assert data.split(b"\n") == [b"x" * 99] * sent + [b""]      # every line whole

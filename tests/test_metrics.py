@@ -30,6 +30,7 @@ HERE = Path(__file__).parent
     (":9650", ("0.0.0.0", 9650)),
     ("localhost:80", ("localhost", 80)),
     ("[::1]:9650", ("::1", 9650)),
+    ("[::]:9650", ("::", 9650)),
     ("0.0.0.0:65535", ("0.0.0.0", 65535)),
 ])
 def test_addresses_that_parse(text, expected):
@@ -216,15 +217,20 @@ def scx_pyland(*args: str, tmp_path: Path) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=60, env=env)
 
 
-def test_a_port_in_use_is_one_line_and_exit_69(tmp_path):
-    with socket.socket() as busy:
-        busy.bind(("127.0.0.1", 0))
+@pytest.mark.parametrize("family, host, shown", [(socket.AF_INET, "127.0.0.1", "127.0.0.1"),
+                                                (socket.AF_INET6, "::1", "[::1]")], ids=["ipv4", "ipv6"])
+def test_a_port_in_use_is_one_line_and_exit_69(tmp_path, family, host, shown):
+    with socket.socket(family) as busy:
+        try:
+            busy.bind((host, 0))
+        except OSError as err:
+            pytest.skip(f"no {host} here: {err}")
         busy.listen()
         port = busy.getsockname()[1]
-        out = scx_pyland("--metrics", f"127.0.0.1:{port}", tmp_path=tmp_path)
+        out = scx_pyland("--metrics", f"{shown}:{port}", tmp_path=tmp_path)
     assert out.returncode == 69
     assert out.stderr.splitlines() == [
-        f"scx_pyland: error: --metrics: cannot listen on 127.0.0.1:{port}: Address already in use"]
+        f"scx_pyland: error: --metrics: cannot listen on {shown}:{port}: Address already in use"]
 
 
 def test_an_address_that_does_not_exist_is_exit_69(tmp_path):

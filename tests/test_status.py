@@ -144,6 +144,14 @@ def test_nothing_running(box):
     assert status.reason.startswith("no scx_pyland is running")
 
 
+def test_attached_by_a_scx_pyland_whose_files_are_not_here(box):
+    """A container's scheduler seen from the host: the kernel says ours, no files here."""
+    box.kernel("enabled", "pyland_0.1.0")
+    status = box.read()
+    assert not status.scheduling and status.attached
+    assert status.reason.startswith("pyland_0.1.0 is attached, but not by a scx_pyland seen from here")
+
+
 def test_a_kernel_without_sched_ext(box):
     box.supervisor(RUNNING)
     assert "this kernel has no sched_ext" in box.read().reason
@@ -197,13 +205,19 @@ def test_the_supervisor_writes_the_policy_into_its_status_file(tmp_path):
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to drop privileges")
-def test_an_unreadable_status_file_is_named_as_such():
+@pytest.mark.parametrize("directory_mode", [0o755, 0o700], ids=["file-0600", "directory-0700"])
+def test_an_unreadable_status_file_is_named_as_such(directory_mode):
+    """Run by a user other than root. The supervisor makes /run/scx_pyland 0700 and
+    the file 0600: in such a directory the file looks absent, which is not "nothing
+    runs"."""
     import shutil
     import tempfile
     top = Path(tempfile.mkdtemp(prefix="scx_pyland-status-"))
     try:
         os.chmod(top, 0o755)
-        status_file = top / "supervisor.json"
+        (top / "run").mkdir(mode=directory_mode)
+        os.chmod(top / "run", directory_mode)
+        status_file = top / "run" / "supervisor.json"
         status_file.write_text(json.dumps(RUNNING))
         os.chmod(status_file, 0o600)
         (top / "state").write_text("enabled\n")

@@ -8,6 +8,7 @@ import json
 import os
 import re
 import signal
+import socket
 import stat
 import subprocess
 import sys
@@ -33,8 +34,9 @@ FAST = {"backoff_initial": 0.01, "backoff_max": 0.05, "poll_interval": 0.05,
 class Supervised:
     """The supervisor running over a plan of fake workers. Its stderr is a file the
     way a shell's `>` opens it (`stderr="file"`: no O_APPEND), one opened to append
-    (`"append"`, as systemd's StandardError=append:) or a pipe (`"pipe"`), copied
-    to the same log file as it is read. With `pid_namespace` the supervisor is PID 1
+    (`"append"`, as systemd's StandardError=append:), a pipe (`"pipe"`) or a
+    stream socket (`"socket"`, as systemd's StandardError=journal:), the last two
+    copied to the same log file as they are read. With `pid_namespace` the supervisor is PID 1
     of a PID namespace of its own, as in a container. Its (fake)
     vm.compact_unevictable_allowed reads 1 at first."""
 
@@ -49,18 +51,26 @@ class Supervised:
         (plan_dir / "compact_unevictable_allowed").write_text("1\n")
         self.stderr = open(plan_dir / "stderr.log", "a" if stderr == "append" else "w")
         namespace = ["unshare", "--pid", "--fork", "--mount-proc", "--kill-child"] if pid_namespace else []
+        self.reader = None
+        target = self.stderr
+        if stderr == "pipe":
+            target = subprocess.PIPE
+        elif stderr == "socket":
+            self.reader, target = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         self.proc = subprocess.Popen(
             [*namespace, sys.executable, str(HERE / "supervised.py"), str(plan_dir),
              json.dumps({**FAST, **options})],
-            stderr=subprocess.PIPE if stderr == "pipe" else self.stderr)
+            stderr=target)
+        if self.reader:
+            target.close()
         self.in_namespace = pid_namespace
         self.copier = None
-        if stderr == "pipe":
+        if stderr in ("pipe", "socket"):
             self.copier = threading.Thread(target=self.copy_pipe, daemon=True)
             self.copier.start()
 
     def copy_pipe(self) -> None:
-        fd = self.proc.stderr.fileno()
+        fd = self.reader.fileno() if self.reader else self.proc.stderr.fileno()
         while data := os.read(fd, 65536):
             self.stderr.write(data.decode(errors="replace"))
             self.stderr.flush()
@@ -405,7 +415,7 @@ STATS_LINE = re.compile(r"scx_pyland: user 0(?: \(0/s\))? kernel 0 direct 0 real
                         r"page faults \+0 \| policy errors \+0 rescued \+0 invalid \+0 swaps \+0")
 
 
-@pytest.mark.parametrize("stderr", ["file", "append", "pipe"])
+@pytest.mark.parametrize("stderr", ["file", "append", "pipe", "socket"])
 def test_every_line_of_the_supervisor_and_its_workers_is_logged_whole_and_once(supervise, stderr):
     """Issue 18: a worker's --stats lines wrote over the supervisor's lines in a
     file the shell opened without O_APPEND. Here two workers write --stats lines and
@@ -439,8 +449,8 @@ def test_every_line_of_the_supervisor_and_its_workers_is_logged_whole_and_once(s
         "scx_pyland: supervisor: stopped (SIGTERM)"], log
     assert stats[first] == list(range(50)), log
     assert len(stats[second]) > 50 and stats[second] == list(range(len(stats[second]))), log
-    if stderr == "pipe":
-        assert not flags & os.O_NONBLOCK     # the worker's non-blocking open stays its own
+    if stderr in ("pipe", "socket"):
+        assert not flags & os.O_NONBLOCK     # the worker's non-blocking writes stay its own
     else:
         assert flags & os.O_APPEND
 

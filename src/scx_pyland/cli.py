@@ -175,8 +175,8 @@ def build_parser() -> argparse.ArgumentParser:
                           "dropped the scheduler (default: %(default)s)")
     sup.add_argument("--metrics", type=metrics_address, metavar="ADDR:PORT",
                      help="serve Prometheus metrics at http://ADDR:PORT/metrics from the "
-                          "supervisor (off by default; :PORT means every address, [::1]:PORT "
-                          "an IPv6 one); a value that is not ADDR:PORT exits 2, an address "
+                          "supervisor (off by default; :PORT means every IPv4 address, [::]:PORT "
+                          "every IPv6 one, [::1]:PORT one IPv6 address); a value that is not ADDR:PORT exits 2, an address "
                           "that cannot be bound (port in use) exits 69")
     sup.add_argument("--status-file", type=Path, default=STATUS_FILE, metavar="FILE",
                      help="root-only JSON file with the restart count and the last exit, "
@@ -219,7 +219,8 @@ def supervise(args: argparse.Namespace, argv: list[str]) -> int:
                   file=sys.stderr)
             return SupervisorStatus.CANNOT_START
         except OSError as err:
-            print(f"scx_pyland: error: --metrics: cannot listen on {host}:{port}: "
+            where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+            print(f"scx_pyland: error: --metrics: cannot listen on {where}: "
                   f"{err.strerror or err}", file=sys.stderr)
             return SupervisorStatus.CANNOT_START
     return supervisor.run()

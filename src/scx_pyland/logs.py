@@ -1,9 +1,10 @@
 """Log lines on stderr, which the supervisor and its workers share.
 
-stderr may be a terminal, a pipe (in a container, the one containerd-shim drains)
-or a regular file (`scx_pyland --stats 2 > sched.log 2>&1`, systemd's
-StandardError=file: or append:). Three rules keep every line whole and each one
-there exactly once, whatever it is:
+stderr may be a terminal, a pipe (in a container, the one containerd-shim drains),
+a regular file (`scx_pyland --stats 2 > sched.log 2>&1`, systemd's
+StandardError=file: or append:) or a socket (systemd's StandardError=journal, the
+default of a service). Three rules keep every line whole and each one there
+exactly once, whatever it is:
 
 - A regular file is written in append mode. The shell's `>` opens it without
   O_APPEND, so each open file description writing it has an offset of its own and
@@ -16,7 +17,10 @@ there exactly once, whatever it is:
   new open of it with O_NONBLOCK (a line is dropped when it is full), so the flag
   stays off the description the supervisor shares and blocks on. On a regular file
   a write never waits for a reader, so the lines go through a duplicate of stderr
-  and append like every other line (`open_stats_stderr`).
+  and append like every other line. A socket (the journal's stream) cannot be
+  opened again through /proc: the lines go through a duplicate of it, each sent
+  with MSG_DONTWAIT, which never waits and leaves the shared description's flags
+  alone (`open_stats_stderr`, `try_write_line`).
 
 Nothing here imports scx_pyland._bpf: the supervisor uses it too.
 """
@@ -26,15 +30,26 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import socket
 import stat
 import sys
 
 STDERR = 2
+# Descriptors of `open_stats_stderr` that are sockets, and their socket objects
+# (made once, before the worker attaches): `try_write_line` sends through them.
+_SOCKETS: dict[int, socket.socket] = {}
 
 
 def is_regular_file(fd: int) -> bool:
     try:
         return stat.S_ISREG(os.fstat(fd).st_mode)
+    except OSError:
+        return False
+
+
+def is_socket(fd: int) -> bool:
+    try:
+        return stat.S_ISSOCK(os.fstat(fd).st_mode)
     except OSError:
         return False
 
@@ -74,19 +89,32 @@ def log(message: str) -> None:
 def open_stats_stderr() -> int:
     """A descriptor on stderr for lines the worker writes while it schedules, which
     must never wait on another task: a duplicate of stderr on a regular file (it
-    appends with the rest, and a file never waits for a reader), a new non-blocking
-    open of the pipe or terminal otherwise. Raises OSError when it cannot."""
+    appends with the rest, and a file never waits for a reader) or a socket (each
+    line sent with MSG_DONTWAIT), a new non-blocking open of the pipe or terminal
+    otherwise. Raises OSError when it cannot."""
     if is_regular_file(STDERR):
         return fcntl.fcntl(STDERR, fcntl.F_DUPFD_CLOEXEC, 3)
+    if is_socket(STDERR):
+        # socket() from a descriptor leaves its flags as they are (no default
+        # timeout is set): O_NONBLOCK never reaches the supervisor's description.
+        sock = socket.socket(fileno=fcntl.fcntl(STDERR, fcntl.F_DUPFD_CLOEXEC, 3))
+        _SOCKETS[sock.fileno()] = sock
+        return sock.fileno()
     return os.open(f"/proc/self/fd/{STDERR}", os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
 
 
 def try_write_line(fd: int, message: str) -> bool:
     """Write one line through a descriptor of `open_stats_stderr` in one write();
     False when it was dropped (nobody drains the pipe right now, or nobody ever will). A line is far
-    below PIPE_BUF, so a pipe takes all of it or none."""
+    below PIPE_BUF, so a pipe takes all of it or none, and a local stream socket
+    sends it in one buffer or not at all."""
+    data = (message + "\n").encode(errors="replace")
     try:
-        os.write(fd, (message + "\n").encode(errors="replace"))
+        sock = _SOCKETS.get(fd)
+        if sock is None:
+            os.write(fd, data)
+        else:
+            sock.send(data, socket.MSG_DONTWAIT | socket.MSG_NOSIGNAL)
     except OSError:     # full (EAGAIN), or the reader is gone (EPIPE): dropped
         return False
     return True

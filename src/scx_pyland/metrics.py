@@ -155,8 +155,9 @@ class Collector:
         counters, gauges, status = self.totals()
         dispatches = CounterMetricFamily(
             "scx_pyland_dispatches", "tasks dispatched, by who decided: the Python policy (user), "
-            "the BPF side for kernel threads (kernel), the BPF side because the ring to the "
-            "worker was full (congested)", labels=["source"])
+            "the BPF side for kernel threads (kernel), straight to an idle CPU (direct), for a "
+            "CPU a real-time task holds (realtime), while the worker did not run (stalled), "
+            "because the ring to the worker was full (congested)", labels=["source"])
         for name, source in DISPATCH_SOURCES.items():
             dispatches.add_metric([source], counters.get(name, 0))
         yield dispatches

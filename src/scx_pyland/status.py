@@ -69,6 +69,18 @@ def read_supervisor_status(path: Path) -> dict:
     return status if isinstance(status, dict) else {}
 
 
+def unreadable(path: Path) -> bool:
+    """Whether `path` is there but not for us: a root-only file, or any file in the
+    supervisor's root-only directory (0700), where it cannot even be looked at."""
+    try:
+        path.stat()
+    except PermissionError:
+        return True
+    except OSError:
+        return False
+    return not os.access(path, os.R_OK)
+
+
 def alive(pid: object) -> bool:
     """Whether a process exists (a stat of /proc/PID, which never waits on it)."""
     return isinstance(pid, int) and pid > 0 and os.path.exists(f"/proc/{pid}")
@@ -135,8 +147,13 @@ def read_status(status_file: Path, sched_ext_dir: Path = SCHED_EXT,
     elif not supervised and not snapshot:
         if sup:
             reason = describe_ended(sup)
-        elif status_file.exists() and not os.access(status_file, os.R_OK):
+        elif unreadable(status_file):
             reason = f"cannot read {status_file}: it is readable by root only"
+        elif kernel.ours:
+            # Attached by a scx_pyland whose files are elsewhere: another --status-file,
+            # or a container's (its /run is its own: ask there, `docker exec ... status`).
+            reason = (f"{kernel.ops} is attached, but not by a scx_pyland seen from here "
+                      f"(no {status_file}; in a container, run scx_pyland status inside it)")
         else:
             reason = f"no scx_pyland is running (no {status_file})"
     elif supervised and sup.get("state") != "running":
