@@ -767,11 +767,16 @@ s32 BPF_STRUCT_OPS(pyland_init_task, struct task_struct *p, struct scx_init_task
 /*
  * The heartbeat: once a second, a worker that is waiting in its DSQ gets a CPU, so
  * that it notices signals and exits even on an idle system (and the watchdog never
- * sees it wait). It moves the worker to the local DSQ of the CPU it last ran on
- * (or an idle one), and the kernel wakes that CPU if it is idle; where DSQs cannot
- * be iterated it kicks that CPU instead. On a kernel that can do neither (Debian's
- * 7.1.13, compat.bpf.h) worker_needed alone makes the next ops.dispatch on any
- * CPU run the worker.
+ * sees it wait). worker_needed makes the next ops.dispatch on any CPU run it, and
+ * an idle CPU is kicked to make that soon (wake_worker()).
+ *
+ * Kick, not move: a worker moved from here into an idle CPU's local DSQ was
+ * charged the whole time since that CPU's run-queue clock was last updated, up
+ * to 200 ms a beat on 7.3.4 (docs/design.md, "The worker's CPU time"). Where CPUs
+ * cannot be kicked (Debian's 7.1.13 and 7.2.12, compat.bpf.h) the move is the only
+ * way to wake an idle CPU, and the charge is the price: the worker moves to the
+ * local DSQ of the CPU it last ran on (or an idle one) where DSQs can be iterated,
+ * and waits for some CPU's next ops.dispatch where they cannot (7.1.13).
  */
 static int heartbeat_fn(void *map, int *key, struct bpf_timer *timer)
 {
@@ -781,7 +786,9 @@ static int heartbeat_fn(void *map, int *key, struct bpf_timer *timer)
 	if (READ_ONCE(worker_running))
 		goto out;
 	set_worker_needed();
-	if (can_iterate_dsqs()) {
+	if (can_kick_cpus()) {
+		wake_worker();
+	} else if (can_iterate_dsqs()) {
 		/* A timer callback is no RCU read section by itself (6.16 insists). */
 		bpf_rcu_read_lock();
 		bpf_for_each(scx_dsq, p, WORKER_DSQ, 0) {
@@ -794,8 +801,6 @@ static int heartbeat_fn(void *map, int *key, struct bpf_timer *timer)
 			break;
 		}
 		bpf_rcu_read_unlock();
-	} else {
-		kick_cpu(cpu, SCX_KICK_IDLE);
 	}
 out:
 	/* Without the heartbeat an idle system would never run the worker: say so. */

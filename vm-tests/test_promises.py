@@ -21,6 +21,11 @@ EXT_SERVER = Path("/sys/kernel/debug/sched/ext_server")
 SHARE_SECONDS = 10
 LATENCY_SECONDS = 15
 RT_SECONDS = 20
+IDLE_SECONDS = 15
+# Debian's 7.1 and 7.2 builds cannot link scx_bpf_kick_cpu (bpf/compat.bpf.h): there
+# the heartbeat moves the worker into an idle CPU's local DSQ, and the kernel charges
+# the worker that CPU's idle time (docs/design.md, "The worker's CPU time").
+CANNOT_KICK = ("7.1.", "7.2.")
 
 
 def enable_seq() -> int:
@@ -123,11 +128,12 @@ def test_a_woken_task_on_a_lightly_loaded_machine_runs_promptly(start_scx, tmp_p
     pyland = wakeup_latency_max_us(tmp_path)
     run.assert_attached()
     record_result("wakeup_latency_light_load_max_us", {"eevdf": eevdf, "pyland": pyland})
-    # Issue 13's target is 3x EEVDF's and never above 50 ms; not met yet (0.44-1.26 s
-    # against EEVDF's 14-63 ms in the runs of 2026-11-30, README "Known limits").
-    # What is held to here: no wait near the watchdog's timeout (7 s waits ended in an
-    # ejection with a policy clock that only followed the dispatched vruntimes), and
-    # the number recorded for the report.
+    # Issue 13's target is 3x EEVDF's and never above 50 ms; not met (0.2-1.3 s against
+    # EEVDF's 14-63 ms): about 1,500 sleepers queue in SHARED_DSQ behind a worker that
+    # gets about 3,000 tasks a second through under emulation (docs/design.md, "Wake-up
+    # latency when the worker is the bottleneck"). What is held to here: no wait near
+    # the watchdog's timeout (7 s waits ended in an ejection with a policy clock that
+    # only followed the dispatched vruntimes), and the number recorded for the report.
     assert pyland <= 2_000_000, f"max wake-up latency {pyland} us under scx_pyland, {eevdf} us under EEVDF"
 
 
@@ -244,19 +250,40 @@ def wait_reattached_after_rt(run, timeout: float = 120) -> None:
                                                  "last_exit": (status.get("last_exit") or {}).get("reason")})
 
 
+def idle_ns() -> int:
+    """Time the guest's CPUs spent idle since boot, from /proc/stat's idle and iowait
+    (counted from idle entry and exit, not from ticks, and charged to no task)."""
+    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()
+    return (int(fields[4]) + int(fields[5])) * 1_000_000_000 // os.sysconf("SC_CLK_TCK")
+
+
+def busy_pct(seconds: float) -> float:
+    """The guest's non-idle CPU time over `seconds`, in % of one CPU."""
+    idle, start = idle_ns(), time.monotonic_ns()
+    time.sleep(seconds)
+    elapsed = time.monotonic_ns() - start
+    return 100.0 * (elapsed * os.cpu_count() - (idle_ns() - idle)) / elapsed
+
+
 def test_the_worker_costs_next_to_nothing_on_an_idle_machine(start_scx):
+    """Issue 13's target, 1% of one vCPU for the worker on an idle machine, from the
+    kernel's accounting of the worker (what top shows) where that accounting is true.
+    The guest's non-idle time against the same idle guest under EEVDF is the check
+    that holds everywhere; /proc/stat is too coarse for 1% there (readings of -1.3
+    to +1.2% of a CPU on idle guests), so it is held to a bound that still catches a
+    worker that spins."""
+    eevdf_busy = busy_pct(IDLE_SECONDS)
     run = start_scx("--no-supervisor")
     time.sleep(5)   # start-up settles
-    seconds = 10
     # schedstat, unlike most of /proc/PID, never waits on the worker's mmap lock.
     before = cpu_time_ns(run.proc.pid)
-    time.sleep(seconds)
-    used_pct = 100.0 * (cpu_time_ns(run.proc.pid) - before) / (seconds * 1e9)
+    pyland_busy = busy_pct(IDLE_SECONDS)
+    worker_pct = 100.0 * (cpu_time_ns(run.proc.pid) - before) / (IDLE_SECONDS * 1e9)
     run.assert_attached()
-    record_result("worker_cpu_idle_pct", {"pct_of_one_cpu": round(used_pct, 2)})
-    # Issue 13's target is 1%; not met yet (8-12.5% on 7.3.4 and up to 20.6% on 7.2.12,
-    # which cannot kick CPUs, in the runs of 2026-11-30, each wake-up of the worker
-    # costing milliseconds under emulation). Held to here: no spinning (56% was seen
-    # once while a yielding worker kept its CPU for nothing).
-    assert used_pct <= 35.0, f"the worker used {used_pct:.2f}% of a CPU on an idle machine"
-
+    record_result("worker_cpu_idle_pct", {"pct_of_one_cpu": round(worker_pct, 2),
+                                          "guest_busy_pct": round(pyland_busy, 2),
+                                          "guest_busy_pct_eevdf": round(eevdf_busy, 2)})
+    assert pyland_busy - eevdf_busy <= 5.0, \
+        f"an idle guest was busy {pyland_busy:.2f}% of a CPU under scx_pyland, {eevdf_busy:.2f}% under EEVDF"
+    if not os.uname().release.startswith(CANNOT_KICK):
+        assert worker_pct <= 1.0, f"the worker used {worker_pct:.2f}% of a CPU on an idle machine"
