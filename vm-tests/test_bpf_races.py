@@ -153,10 +153,11 @@ def test_a_decision_for_an_older_enqueue_is_cancelled_and_its_claimed_cpu_freed(
 # The failed path: decisions for a task that is gone, each aimed at CPU 1 claimed
 # just before. Each round measures how long CPU 1 stays unseen as idle.
 FAILED_DECISION = """
-import os, subprocess, time
+import os, statistics, subprocess, time
 from scx_pyland import _bpf, topology
 from scx_pyland.worker import cache_domains
 
+SCHED_EXT = 7
 os.sched_setaffinity(0, {0})
 probe = subprocess.Popen(["taskset", "-c", "1", "sleep", "600"])
 gone = subprocess.Popen(["true"])
@@ -165,11 +166,12 @@ time.sleep(0.5)
 try:
     # The CPUs idle selection may pick from come with the domains, as the worker's.
     with _bpf.Scheduler(partial=True, domains=cache_domains(topology.read_topology())) as sched:
+        os.sched_setscheduler(0, SCHED_EXT, os.sched_param(0))
         before = sched.counters()
         start = time.monotonic()
         while sched.select_cpu(probe.pid, 1) != 1:          # claims CPU 1
             assert time.monotonic() - start < 5, "CPU 1 never idle"
-            time.sleep(0.001)
+            sched.notify_complete(1)
         waits = []
         for _ in range(20):
             # CPU 1 is claimed: a decision aimed at it, for a task that is gone.
@@ -177,8 +179,9 @@ try:
             start = time.monotonic()
             seen = None
             while time.monotonic() - start < 1.0:
-                # Going idle runs ops.dispatch on CPU 0, which drains the decision.
-                time.sleep(0.001)
+                # The worker's yield runs ops.dispatch on CPU 0, which drains the
+                # decision (holding a task, it keeps its CPU).
+                sched.notify_complete(1)
                 if sched.select_cpu(probe.pid, 1) == 1:     # seen idle, claimed again
                     seen = time.monotonic() - start
                     break
@@ -187,7 +190,8 @@ try:
                 break
         after = sched.counters()
         print(f"failed: {after.nr_failed_dispatches - before.nr_failed_dispatches}")
-        print(f"waits_ms: {' '.join('never' if w is None else f'{w * 1000:.1f}' for w in waits)}")
+        print(f"waits_ms: {' '.join('never' if w is None else f'{w * 1000:.2f}' for w in waits)}")
+        print(f"median_ms: {statistics.median(1000 if w is None else w * 1000 for w in waits):.2f}")
         print(f"exited: {sched.exited()}")
 finally:
     probe.kill()
@@ -204,9 +208,12 @@ def test_a_cpu_claimed_for_a_decision_whose_task_is_gone_is_seen_idle_again():
     assert out["exited"] == "False", out
     waits = out["waits_ms"].split()
     assert int(out["failed"]) == len(waits), out
+    # CPU 1 goes through idle by itself now and then (every 8 ms or so in a quiet
+    # 7.3.4 guest, 2026-11-30: a median of 7.8 ms without the kick); with the kick,
+    # within a millisecond.
     if can_kick_cpus():
-        slow = [w for w in waits if w == "never" or float(w) > 50]
-        assert not slow, f"CPU 1 stayed claimed after a failed decision (ms per round): {waits}"
+        assert float(out["median_ms"]) < 3, \
+            f"CPU 1 stayed claimed after a failed decision (ms per round): {waits}"
 
 
 def churn_affinities(pids: list[int], seconds: float, masks: list[set[int]]) -> int:
@@ -261,42 +268,78 @@ def test_tasks_whose_affinity_changes_all_the_time_are_never_stranded(start_scx)
     assert int(report["policy_dispatched"]) == user + cancelled + failed, report
 
 
-def wakeup_latency_beside_a_hog_max_us(seconds: int) -> int:
-    """cyclictest's worst wake-up latency (us) for a thread pinned to CPU 1 that
-    wakes every 10 ms while a busy loop shares CPU 1 with it (so it never finds an
-    idle CPU on waking and must go through the worker under scx_pyland)."""
-    hog = subprocess.Popen(["taskset", "-c", "1", "sh", "-c", "while :; do :; done"])
-    try:
-        out = subprocess.run(["cyclictest", "--policy=other", "-m", "-t", "1", "-a", "1",
-                              "-i", "10000", "-D", str(seconds), "-q"],
-                             capture_output=True, text=True, timeout=120 + seconds)
-    finally:
-        hog.kill()
-        hog.wait(60)
-    maxima = [int(m) for m in re.findall(r"Max:\s+(\d+)", out.stdout)]
-    assert out.returncode == 0 and len(maxima) == 1, out.stdout + out.stderr
-    return maxima[0]
+def cpu1_wakeup_latencies(seconds: float) -> dict[int, int]:
+    """cyclictest's wake-up latencies (a histogram: us -> count, 100000 for longer)
+    of a thread (and its main thread) allowed only on CPU 1, waking every 10 ms. A
+    task allowed on one CPU gets no ops.select_cpu: under scx_pyland every one of
+    its wake-ups goes through the worker."""
+    out = subprocess.run(["taskset", "-c", "1", "cyclictest", "--policy=other", "-m", "-t", "1", "-a", "1",
+                          "-i", "10000", "-D", str(seconds), "-q", "-h", "100000"],
+                         capture_output=True, text=True, timeout=120 + seconds)
+    assert out.returncode == 0, out.stdout + out.stderr
+    counts = {int(us): int(n) for us, n in re.findall(r"^(\d+)\s+(\d+)$", out.stdout, re.M) if int(n)}
+    counts[100_000] = int(re.search(r"# Histogram Overflows: (\d+)", out.stdout).group(1))
+    return counts
+
+
+def latency_summary(histograms: list[dict[int, int]]) -> dict[str, int]:
+    """Median, 90th percentile and worst (us) of histograms taken together."""
+    merged: dict[int, int] = {}
+    for histogram in histograms:
+        for us, n in histogram.items():
+            merged[us] = merged.get(us, 0) + n
+    total = sum(merged.values())
+    assert total > 0
+
+    def percentile(q: float) -> int:
+        seen = 0
+        for us in sorted(merged):
+            seen += merged[us]
+            if seen >= q * total:
+                return us
+        return 100_000
+
+    return {"median": percentile(0.5), "p90": percentile(0.9),
+            "max": max(us for us, n in merged.items() if n), "wakeups": total}
 
 
 def test_a_worker_pinned_to_cpu_0_is_woken_for_tasks_waking_on_cpu_1(start_scx):
-    """Item 2: `taskset -c 0 scx_pyland` (a container's --cpuset-cpus). A task on CPU 1
-    that finds no idle CPU when it wakes is queued to the worker, which may run only
-    on CPU 0, idle: the BPF side must kick an idle CPU the *worker* may use. Kicking
-    one the task may use finds none (CPU 1 is busy), and the task then waits for
-    the worker's 1 s heartbeat."""
-    seconds = 6
-    eevdf = wakeup_latency_beside_a_hog_max_us(seconds)
+    """Item 2: `taskset -c 0 scx_pyland` (a container's --cpuset-cpus). A task that may
+    run only on CPU 1 wakes there and is queued to the worker, which may run only on
+    CPU 0, idle: the BPF side must kick an idle CPU the *worker* may use. Kicking one
+    the task may use (CPU 1) does not run the worker, which then waits until
+    something else schedules on CPU 0: in this guest the RCU kthreads do, about 170
+    times a second (so a few ms, not the 1 s heartbeat; 2026-11-30).
+
+    A few milliseconds are within what the host's load does to a guest under
+    emulation, so the pinned worker is compared with itself, allowed on every CPU
+    (where even the old kick ran it), in alternating windows of the same run. The
+    worst case is held well below the heartbeat, and EEVDF's is recorded."""
+    eevdf = latency_summary([cpu1_wakeup_latencies(3)])
     os.sched_setaffinity(0, {0})
     try:
         run = start_scx()           # the supervisor, and so the worker, inherit CPU 0 only
     finally:
         os.sched_setaffinity(0, set(range(os.cpu_count())))
-    pyland = wakeup_latency_beside_a_hog_max_us(seconds)
+    # The test's monitor, which wakes 4 times a second, would wake the worker's CPU
+    # too: it may use every CPU.
+    os.sched_setaffinity(run.monitor.pid, set(range(os.cpu_count())))
+    worker = run.worker_pid()
+    windows: dict[str, list[dict[int, int]]] = {"pinned": [], "free": []}
+    for _ in range(3):
+        for name, cpus in (("pinned", {0}), ("free", set(range(os.cpu_count())))):
+            os.sched_setaffinity(worker, cpus)
+            windows[name].append(cpu1_wakeup_latencies(2))
     run.assert_attached()
-    record_result("pinned_worker_wakeup_latency_max_us", {"eevdf": eevdf, "pyland": pyland,
-                                                          "can_kick": can_kick_cpus()})
-    assert pyland < 250_000, \
-        f"max wake-up latency {pyland} us with the worker pinned to CPU 0 ({eevdf} us under EEVDF)"
+    pinned, free = latency_summary(windows["pinned"]), latency_summary(windows["free"])
+    record_result("pinned_worker_wakeup_latency_us", {"eevdf": eevdf, "pinned": pinned, "free": free,
+                                                      "can_kick": can_kick_cpus()})
+    message = f"wake-ups on CPU 1 (us) with the worker on CPU 0: {pinned}; on any CPU: {free}; EEVDF: {eevdf}"
+    assert pinned["max"] < 250_000, message
+    # Where CPUs cannot be kicked (Debian's 7.1.13, 7.2.12) the fix has nothing to
+    # kick with: the pinned worker waits for CPU 0 to schedule anyway.
+    if can_kick_cpus():
+        assert pinned["median"] <= 2 * free["median"] + 500, message
 
 
 SHIM = r"""
