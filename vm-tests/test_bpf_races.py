@@ -315,7 +315,7 @@ def test_a_worker_pinned_to_cpu_0_is_woken_for_tasks_waking_on_cpu_1(start_scx):
     emulation, so the pinned worker is compared with itself, allowed on every CPU
     (where even the old kick ran it), in alternating windows of the same run. The
     worst case is held well below the heartbeat, and EEVDF's is recorded."""
-    eevdf = latency_summary([cpu1_wakeup_latencies(3)])
+    eevdf = latency_summary([cpu1_wakeup_latencies(2)])
     os.sched_setaffinity(0, {0})
     try:
         run = start_scx()           # the supervisor, and so the worker, inherit CPU 0 only
@@ -326,7 +326,7 @@ def test_a_worker_pinned_to_cpu_0_is_woken_for_tasks_waking_on_cpu_1(start_scx):
     os.sched_setaffinity(run.monitor.pid, set(range(os.cpu_count())))
     worker = run.worker_pid()
     windows: dict[str, list[dict[int, int]]] = {"pinned": [], "free": []}
-    for _ in range(3):
+    for _ in range(2):
         for name, cpus in (("pinned", {0}), ("free", set(range(os.cpu_count())))):
             os.sched_setaffinity(worker, cpus)
             windows[name].append(cpu1_wakeup_latencies(2))
