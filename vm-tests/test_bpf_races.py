@@ -4,9 +4,15 @@ in a form that fails without its fix.
 Items 1 and 3 are driven step by step through the extension (scx_pyland._bpf) by a
 child process that acts as the worker of a --partial scheduler, so that the race's
 outcome is chosen rather than hoped for; item 1 also gets a loop under the default
-policy, where the race happens by itself. Item 2 is measured against EEVDF in the
-same guest, item 8 with a real fault injected into the ring set-up (an LD_PRELOAD
-shim that makes mmap of the rings fail)."""
+policy, where the race happens by itself. Item 2 is measured in the same guest with
+the worker pinned and free (EEVDF recorded beside), item 8 with a real fault
+injected into the ring set-up (an LD_PRELOAD shim that makes mmap of the rings fail).
+
+What they cannot tell apart: item 1's check *after* the insert from the same check
+*before* it (the original code). The difference is a window of a few instructions
+in dispatch_task(); the step-by-step test passes with either, and the loop did not
+hit that window in one run of 38824 affinity changes (7.3.4, 2026-11-30). Both fail
+without the check."""
 
 from __future__ import annotations
 
@@ -136,7 +142,9 @@ def test_a_decision_for_an_older_enqueue_is_cancelled_and_its_claimed_cpu_freed(
     """Items 1 and 3, the cancel path, step by step: a decision made for an enqueue of
     the task older than its current one (its affinity changed while the worker held
     it) must not run it (the BPF side cancels the insert), and the CPU select_cpu
-    claimed for that decision must be seen idle again at once (it is kicked)."""
+    claimed for that decision must be seen idle again at once. (The cancel path's
+    own kick of that CPU comes after the one the insert made, or the bounce's: the
+    CPU is freed without it too, so that kick alone cannot be shown to matter.)"""
     out = run_worker_script(STALE_DECISION)
     record_result("stale_decision", out)
     assert out["exited"] == "False", out
@@ -339,7 +347,8 @@ def test_a_worker_pinned_to_cpu_0_is_woken_for_tasks_waking_on_cpu_1(start_scx):
     # Where CPUs cannot be kicked (Debian's 7.1.13, 7.2.12) the fix has nothing to
     # kick with: the pinned worker waits for CPU 0 to schedule anyway.
     if can_kick_cpus():
-        assert pinned["median"] <= 2 * free["median"] + 500, message
+        # 0.8 times free's median with the fix, 2.6 times without (7.3.4, 2026-11-30).
+        assert pinned["median"] <= 1.5 * free["median"] + 500, message
 
 
 SHIM = r"""
