@@ -42,8 +42,8 @@ class Workload:
 def workload(tmp_path):
     loads: list[Workload] = []
 
-    def start() -> Workload:
-        loads.append(Workload(tmp_path))
+    def start(seconds: int = WORKLOAD_SECONDS) -> Workload:
+        loads.append(Workload(tmp_path, seconds))
         return loads[-1]
 
     yield start
@@ -210,7 +210,10 @@ def test_a_worker_that_cannot_start_is_reported_once_and_not_retried(start_scx, 
 def test_a_worker_that_keeps_failing_makes_the_supervisor_give_up(start_scx, workload):
     run = start_scx("--policy", "fifo", "--timeout-ms", "2000", "--debug-stall-after", "1",
                     "--max-restarts", "2", "--restart-delay", "0.1")
-    load = workload()
+    # Load for all three workers: on an idle machine every wake-up finds an idle CPU
+    # and never reaches the worker, so a worker that drops its tasks stalls nothing
+    # (the third one outlived a 20 s load once, and no stall came in 600 s).
+    load = workload(45)
     assert run.wait_exit(600) == 71, run.diagnosis()
     assert wait_for_state("disabled", 30)
     errors = [line for line in run.output.splitlines() if "error: giving up" in line]
