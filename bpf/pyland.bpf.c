@@ -787,7 +787,10 @@ static int heartbeat_fn(void *map, int *key, struct bpf_timer *timer)
 		goto out;
 	set_worker_needed();
 	if (can_kick_cpus()) {
+		/* A timer callback is no RCU read section by itself (6.16 insists). */
+		bpf_rcu_read_lock();
 		wake_worker();
+		bpf_rcu_read_unlock();
 	} else if (can_iterate_dsqs()) {
 		/* A timer callback is no RCU read section by itself (6.16 insists). */
 		bpf_rcu_read_lock();
