@@ -120,11 +120,38 @@ def test_scx_userland_runs_in_every_round_as_its_ops_name_says():
     assert "scx_userland" in bw.HOT_PATH_MODES
 
 
+# The end of scx_userland's output (7.3.4) after the hot-path load, as captured in a guest.
+USERLAND_END = """\
+o-----------------------o
+| BPF ENQUEUES          |
+|-----------------------|
+|  kern:            197 |
+|  user:          32221 |
+|  failed:            0 |
+|  -------------------- |
+|  total:         32418 |
+|                       |
+|-----------------------|
+| VRUNTIME / USER       |
+|-----------------------|
+|  enq:           32221 |
+|  disp:          32221 |
+|  failed:            0 |
+o-----------------------o
+
+
+EXIT: unregistered from user space
+"""
+
+
 def test_the_last_complete_scx_userland_block_is_read():
+    assert bw.parse_userland_stats(USERLAND_END) == {"kern": 197, "user": 32221, "failed": 0, "total": 32418,
+                                                     "enq": 32221, "disp": 32221, "disp_failed": 0}
     text = (userland_block(3, 10, 0, 10, 8) + userland_block(40, 1200, 2, 1200, 1190, 5)
             + "o-----------------------o\n| BPF ENQUEUES          |\n|-----------------------|\n|  kern:   ")
     assert bw.parse_userland_stats(text) == {"kern": 40, "user": 1200, "failed": 2, "total": 1242,
                                              "enq": 1200, "disp": 1190, "disp_failed": 5}
+    assert userland_block(197, 32221, 0, 32221, 32221) in USERLAND_END   # the helper prints as it does
     with pytest.raises(ValueError, match="no statistics block"):
         bw.parse_userland_stats("libbpf: prog 'userland_enqueue': failed to load\n")
 

@@ -20,7 +20,7 @@ import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
-from scx_pyland.bench_workloads import PEER, WORKLOADS, Metric, hot_path_load
+from scx_pyland.bench_workloads import PEER, WORKLOADS, Metric, hot_path_load, pyland
 
 BASELINE = "EEVDF"
 CEILING = "ceiling"
@@ -241,7 +241,7 @@ def chart(runs: list[dict], hot: list[dict], path: Path, title: str) -> None:
     for i, s in enumerate(scheds):
         mid, lo, hi = series[s]
         xs = [k + (i - (len(scheds) - 1) / 2) * width for k in range(len(labels))]
-        ax.bar(xs, mid, width, yerr=[lo, hi], capsize=2, label=s)
+        ax.bar(xs, mid, width, yerr=[lo, hi], capsize=2, label=s, color=f"C{i}")
     ax.axhline(1.0, color="black", linewidth=0.8)
     ax.set_xticks(range(len(labels)), labels, rotation=30, ha="right", fontsize=8)
     ax.set_ylabel(f"relative to {BASELINE} (above 1 = better)")
@@ -249,8 +249,9 @@ def chart(runs: list[dict], hot: list[dict], path: Path, title: str) -> None:
     ax.legend(fontsize=8)
     modes = [m for m in summary if summary[m]["cost"]]
     costs = [statistics.median(summary[m]["cost"]) for m in modes]
-    colors = {CEILING: "tab:gray", PEER: "tab:green"}
-    ax2.barh(modes, costs, color=[colors.get(m, "tab:blue") for m in modes])
+    # Each scheduler in the colour of its bars above; the ceiling, which has none, in grey.
+    colors = {s: f"C{i}" for i, s in enumerate(scheds)}
+    ax2.barh(modes, costs, color=[colors.get(m if m == PEER else pyland(m).name, "tab:gray") for m in modes])
     for y, c in enumerate(costs):
         ax2.text(c, y, f" {c:.1f} µs", va="center", fontsize=8)
     ax2.set_xlim(0, max(costs, default=1) * 1.2)
