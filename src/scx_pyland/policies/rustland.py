@@ -13,6 +13,7 @@
    more), with the minimum
    slice scaled by their weight, each on an idle CPU near its last one if there is
    one, else on any CPU (or always on the CPU it last ran on, with --percpu-local).
+   The BPF side picks that idle CPU as it carries the decision out (RL_CPU_NEAR).
 5. Only tasks whose vruntime is at most one maximum slice ahead of vruntime_now
    are eligible, as in EEVDF: a task charged far ahead (a nice-19 task after a
    run) waits for the clock, 250 ms at most (the clock stands still while nothing
@@ -58,7 +59,7 @@ from __future__ import annotations
 import heapq
 import time
 
-from scx_pyland.policy import RL_CPU_ANY, DispatchedTask, Policy, PolicyConfig, QueuedTask
+from scx_pyland.policy import RL_CPU_ANY, RL_CPU_NEAR, DispatchedTask, Policy, PolicyConfig, QueuedTask
 
 # Rule 5: how many tasks ahead of the clock one cycle looks past, beyond one per CPU,
 # and how long one waits for the clock at most (ns).
@@ -117,15 +118,13 @@ class RustlandPolicy(Policy):
         while pending and len(chosen) < nr_cpus and len(ahead) < nr_cpus + SCAN_AHEAD:
             entry = heapq.heappop(pending)
             (chosen if entry[4] <= eligible_until else ahead).append(entry)
-        tasks = [entry[5] for entry in chosen]
-        if self.config.percpu_local:
-            cpus = [task.cpu for task in tasks]
-        else:
-            cpus = self.select_cpus(tasks)
+        # RL_CPU_NEAR rather than select_cpus(): the same idle CPU, picked by the BPF
+        # side when it carries the decision out, without a system call per cycle.
+        local = self.config.percpu_local
         slice_min = self.config.slice_min_ns
-        out = [DispatchedTask(pid, cpu if cpu >= 0 else RL_CPU_ANY, 0, slice_min * task.weight // 100,
+        out = [DispatchedTask(pid, task.cpu if local else RL_CPU_NEAR, 0, slice_min * task.weight // 100,
                               vruntime, task.enq_cnt)
-               for (_, _, pid, _, vruntime, task), cpu in zip(chosen, cpus)]
+               for (_, _, pid, _, vruntime, task) in chosen]
         # Rule 5: a task ahead of the clock waits for it, HOLD_MAX_NS at most.
         if ahead:
             expired = time.monotonic_ns() - HOLD_MAX_NS
