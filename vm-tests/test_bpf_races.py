@@ -162,8 +162,9 @@ def test_a_decision_for_an_older_enqueue_is_cancelled_and_its_claimed_cpu_freed(
 
 
 # RL_CPU_NEAR: a decision that leaves the idle CPU to the BPF side. The child holds a
-# busy task's record (the task last ran on CPU 1, the worker is pinned to CPU 0) and
-# sends the decision with cpu=RL_CPU_NEAR.
+# busy task's record (the task may run on both CPUs and last ran on CPU 1, where
+# nothing else of ours runs; the worker is pinned to CPU 0) and sends the decision
+# with cpu=RL_CPU_NEAR.
 NEAR_DECISION = """
 import os, subprocess, time
 from scx_pyland import _bpf, topology
@@ -172,6 +173,7 @@ from scx_pyland.worker import cache_domains
 SCHED_EXT = 7
 os.sched_setaffinity(0, {0})
 task = subprocess.Popen(["sh", "-c", "while :; do :; done"])
+os.sched_setaffinity(task.pid, {0, 1})          # it inherited CPU 0 only
 time.sleep(0.5)
 
 def cpu_time(pid):
