@@ -411,6 +411,23 @@ static void insert_anywhere(struct task_struct *p, u64 slice, u64 vtime, u64 enq
 }
 
 /*
+ * RL_CPU_NEAR: an idle CPU near the one @p last ran on, as select_cpus picks it
+ * (but now, when the decision is carried out, so it is never stale), else the
+ * shared DSQ. pick_idle_cpu() ends with any idle CPU, so this is insert_anywhere()
+ * with a preference for @p's caches.
+ */
+static void insert_near(struct task_struct *p, u64 slice, u64 vtime, u64 enq_flags)
+{
+	struct bpf_cpumask *tmp = this_cpu_scratch();
+	s32 cpu = tmp ? pick_idle_cpu(p, scx_bpf_task_cpu(p), tmp) : -1;
+
+	if (cpu >= 0 && cpu < MAX_CPUS)
+		insert_on_cpu(p, cpu, slice, vtime, enq_flags);
+	else
+		dsq_insert_vtime(p, SHARED_DSQ, slice, vtime, enq_flags);
+}
+
+/*
  * @p's weight, 100 for nice 0 (the kernel's p->scx.weight). SCHED_IDLE tasks get
  * the least, 1, whichever path set the weight: EEVDF gives them 3/1024 of a nice-0
  * task's.
@@ -586,6 +603,8 @@ static void dispatch_task(const struct dispatched_task *rec)
 
 	if (rec->cpu >= 0 && rec->cpu < MAX_CPUS && bpf_cpumask_test_cpu(rec->cpu, p->cpus_ptr)) {
 		insert_on_cpu(p, rec->cpu, slice, rec->vtime, flags);
+	} else if (rec->cpu == RL_CPU_NEAR) {
+		insert_near(p, slice, rec->vtime, flags);
 	} else {
 		/* RL_CPU_ANY, or a CPU the task may not (or no longer) use. */
 		bounced = rec->cpu != RL_CPU_ANY;

@@ -187,11 +187,11 @@ def test_the_slice_is_the_minimum_scaled_by_weight(weight, slice_ns):
     assert d.slice_ns == slice_ns
 
 
-def test_any_cpu_by_default_and_the_previous_cpu_with_percpu_local():
+def test_an_idle_cpu_near_the_last_by_default_and_the_previous_cpu_with_percpu_local():
     default, local = RustlandPolicy(CONFIG), RustlandPolicy(PolicyConfig(percpu_local=True))
     enqueue(default, queued_bytes(1, cpu=1))
     enqueue(local, queued_bytes(1, cpu=1))
-    assert drain(default)[0].cpu == _bpf.RL_CPU_ANY
+    assert drain(default)[0].cpu == _bpf.RL_CPU_NEAR
     assert drain(local)[0].cpu == 1
 
 

@@ -13,6 +13,7 @@
    more), with the minimum
    slice scaled by their weight, each on an idle CPU near its last one if there is
    one, else on any CPU (or always on the CPU it last ran on, with --percpu-local).
+   The BPF side picks that idle CPU as it carries the decision out (RL_CPU_NEAR).
 5. Only tasks whose vruntime is at most one maximum slice ahead of vruntime_now
    are eligible, as in EEVDF: a task charged far ahead (a nice-19 task after a
    run) waits for the clock, 250 ms at most (the clock stands still while nothing
@@ -58,7 +59,7 @@ from __future__ import annotations
 import heapq
 import time
 
-from scx_pyland.policy import RL_CPU_ANY, DispatchedTask, Policy, PolicyConfig, QueuedTask
+from scx_pyland.policy import RL_CPU_ANY, RL_CPU_NEAR, DispatchedTask, Policy, PolicyConfig, QueuedTask
 
 # Rule 5: how many tasks ahead of the clock one cycle looks past, beyond one per CPU,
 # and how long one waits for the clock at most (ns).
@@ -82,23 +83,29 @@ class RustlandPolicy(Policy):
         slice_max = self.config.slice_ns
         arrival = time.monotonic_ns()
         vruntime_now = self.vruntime_now
+        pending = self.pending
         for task in tasks:
+            # Each field is read once: a read is a call into the extension (about
+            # 1.2 us in the emulated guest, docs/hot-path.md).
             # Rule 1: new tasks start now; sleepers earn at most one slice of credit.
-            if task.vtime == 0:
+            vruntime = task.vtime
+            if vruntime == 0:
                 vruntime = vruntime_now
-            else:
-                vruntime = max(task.vtime, vruntime_now - slice_max)
+            elif vruntime < vruntime_now - slice_max:
+                vruntime = vruntime_now - slice_max
 
             # Rule 2: charge the last run, scaled by the task's weight; the clock
             # advances by no more than the run itself.
-            ran = task.stop_ts - task.start_ts if task.stop_ts > task.start_ts else 0
+            ran = task.stop_ts - task.start_ts
+            if ran < 0:
+                ran = 0
             vslice = ran * 100 // task.weight
             vruntime += vslice
             vruntime_now += vslice if vslice < ran else ran
 
             # Rule 3: the deadline favours tasks that use little CPU between sleeps.
             deadline = vruntime + min(task.exec_runtime, 100 * slice_max)
-            heapq.heappush(self.pending, (deadline, arrival, task.pid, task.enq_cnt, vruntime, task))
+            heapq.heappush(pending, (deadline, arrival, task.pid, task.enq_cnt, vruntime, task))
         self.vruntime_now = vruntime_now
 
     def dispatch(self) -> list[DispatchedTask]:
@@ -117,15 +124,13 @@ class RustlandPolicy(Policy):
         while pending and len(chosen) < nr_cpus and len(ahead) < nr_cpus + SCAN_AHEAD:
             entry = heapq.heappop(pending)
             (chosen if entry[4] <= eligible_until else ahead).append(entry)
-        tasks = [entry[5] for entry in chosen]
-        if self.config.percpu_local:
-            cpus = [task.cpu for task in tasks]
-        else:
-            cpus = self.select_cpus(tasks)
+        # RL_CPU_NEAR rather than select_cpus(): the same idle CPU, picked by the BPF
+        # side when it carries the decision out, without a system call per cycle.
+        local = self.config.percpu_local
         slice_min = self.config.slice_min_ns
-        out = [DispatchedTask(pid, cpu if cpu >= 0 else RL_CPU_ANY, 0, slice_min * task.weight // 100,
-                              vruntime, task.enq_cnt)
-               for (_, _, pid, _, vruntime, task), cpu in zip(chosen, cpus)]
+        out = [DispatchedTask(pid, task.cpu if local else RL_CPU_NEAR, 0, slice_min * task.weight // 100,
+                              vruntime, enq_cnt)
+               for (_, _, pid, enq_cnt, vruntime, task) in chosen]
         # Rule 5: a task ahead of the clock waits for it, HOLD_MAX_NS at most.
         if ahead:
             expired = time.monotonic_ns() - HOLD_MAX_NS
