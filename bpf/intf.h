@@ -27,6 +27,12 @@ enum pyland_consts {
 	KTHREAD_DSQ = MAX_CPUS + 2,
 	/* dispatched_task.cpu: run on whichever CPU gets to it first (shared DSQ). */
 	RL_CPU_ANY = -1,
+	/*
+	 * dispatched_task.cpu: an idle CPU near the one the task last ran on, picked
+	 * as select_cpus would when the decision is carried out; else as RL_CPU_ANY.
+	 * Spares the policy a select_cpus call (a system call) per cycle.
+	 */
+	RL_CPU_NEAR = -2,
 	/* Bytes of the kernel's exit dump kept for user space. */
 	EXIT_REASON_LEN = 128,
 	EXIT_MSG_LEN = 1024,
@@ -80,7 +86,7 @@ struct queued_task {
 /* user -> BPF (user ring buffer "dispatched"): where and how to run a task. */
 struct dispatched_task {
 	s32 pid;		/* global pid, as queued */
-	s32 cpu;		/* target CPU, or RL_CPU_ANY */
+	s32 cpu;		/* target CPU, RL_CPU_ANY or RL_CPU_NEAR */
 	u64 flags;		/* RL_* dispatch flags */
 	u64 slice_ns;		/* time slice; 0 = the default slice */
 	u64 vtime;		/* order within the target DSQ; kept for the next enqueue */

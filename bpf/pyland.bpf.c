@@ -422,32 +422,69 @@ static void insert_on_cpu(struct task_struct *p, s32 cpu, u64 slice, u64 vtime, 
 }
 
 /*
- * Whether @p may run next on this CPU, which is in ops.dispatch applying the
- * worker's decisions (usually the CPU the worker is leaving): if nothing waits in
- * its local DSQ yet. One task at a time takes this way, so that a burst of
- * wake-ups is not piled on one CPU while the others serve the shared DSQ.
+ * Whether @p (of @vtime) may run next on this CPU, which is in ops.dispatch
+ * applying the worker's decisions (usually the CPU the worker is leaving):
+ * - nothing waits in its local DSQ yet: one task at a time takes this way, so
+ *   that a burst of wake-ups is not piled on one CPU;
+ * - no task in the shared DSQ is earlier: this way only goes where the policy's
+ *   order puts @p first anyway. Without this, each new wake-up went ahead of the
+ *   shared DSQ, whose tasks waited until the watchdog ejected us (a stress-ng
+ *   sleeper, 6.5 s, beside 1,600 others).
+ * Not where DSQs cannot be iterated (Debian's 7.1.13): the shared DSQ then.
  */
-static bool may_run_here_next(const struct task_struct *p)
+static bool may_run_here_next(const struct task_struct *p, u64 vtime)
 {
-	return bpf_cpumask_test_cpu(bpf_get_smp_processor_id(), p->cpus_ptr) &&
-	       !scx_bpf_dsq_nr_queued(SCX_DSQ_LOCAL);
+	struct task_struct *first;
+	bool earliest = true;
+
+	if (!can_iterate_dsqs() || !bpf_cpumask_test_cpu(bpf_get_smp_processor_id(), p->cpus_ptr) ||
+	    scx_bpf_dsq_nr_queued(SCX_DSQ_LOCAL))
+		return false;
+	bpf_for_each(scx_dsq, first, SHARED_DSQ, 0) {
+		earliest = (s64)(vtime - first->scx.dsq_vtime) <= 0;
+		break;
+	}
+	return earliest;
 }
 
 /*
- * Run @p on any CPU it may use: an idle one if there is one, else the shared DSQ.
- * SCX_ENQ_PREEMPT (RL_PREEMPT, from ops.dispatch only) runs it next on this CPU
- * rather than in the shared DSQ, if may_run_here_next().
+ * No CPU @p may use is idle: the shared DSQ, or with SCX_ENQ_PREEMPT (RL_PREEMPT,
+ * from ops.dispatch only) next on this CPU if may_run_here_next().
  */
+static void insert_busy(struct task_struct *p, u64 slice, u64 vtime, u64 enq_flags)
+{
+	if ((enq_flags & SCX_ENQ_PREEMPT) && may_run_here_next(p, vtime))
+		dsq_insert(p, SCX_DSQ_LOCAL, slice, 0);
+	else
+		dsq_insert_vtime(p, SHARED_DSQ, slice, vtime, enq_flags);
+}
+
+/* Run @p on any CPU it may use: an idle one if there is one, else insert_busy(). */
 static void insert_anywhere(struct task_struct *p, u64 slice, u64 vtime, u64 enq_flags)
 {
 	s32 cpu = pick_idle_online(p);
 
 	if (cpu >= 0 && cpu < MAX_CPUS)
 		insert_on_cpu(p, cpu, slice, vtime, enq_flags);
-	else if ((enq_flags & SCX_ENQ_PREEMPT) && may_run_here_next(p))
-		dsq_insert(p, SCX_DSQ_LOCAL, slice, 0);
 	else
-		dsq_insert_vtime(p, SHARED_DSQ, slice, vtime, enq_flags);
+		insert_busy(p, slice, vtime, enq_flags);
+}
+
+/*
+ * RL_CPU_NEAR: an idle CPU near the one @p last ran on, as select_cpus picks it
+ * (but now, when the decision is carried out, so it is never stale), else the
+ * shared DSQ. pick_idle_cpu() ends with any idle CPU, so this is insert_anywhere()
+ * with a preference for @p's caches.
+ */
+static void insert_near(struct task_struct *p, u64 slice, u64 vtime, u64 enq_flags)
+{
+	struct bpf_cpumask *tmp = this_cpu_scratch();
+	s32 cpu = tmp ? pick_idle_cpu(p, scx_bpf_task_cpu(p), tmp) : -1;
+
+	if (cpu >= 0 && cpu < MAX_CPUS)
+		insert_on_cpu(p, cpu, slice, vtime, enq_flags);
+	else
+		insert_busy(p, slice, vtime, enq_flags);
 }
 
 /*
@@ -626,6 +663,8 @@ static void dispatch_task(const struct dispatched_task *rec)
 
 	if (rec->cpu >= 0 && rec->cpu < MAX_CPUS && bpf_cpumask_test_cpu(rec->cpu, p->cpus_ptr)) {
 		insert_on_cpu(p, rec->cpu, slice, rec->vtime, flags);
+	} else if (rec->cpu == RL_CPU_NEAR) {
+		insert_near(p, slice, rec->vtime, flags);
 	} else {
 		/* RL_CPU_ANY, or a CPU the task may not (or no longer) use. */
 		bounced = rec->cpu != RL_CPU_ANY;

@@ -145,6 +145,7 @@ NB_MODULE(_bpf, m) {
     m.doc() = "The BPF half of scx_pyland: load, attach, and move tasks in batches.";
     m.attr("__version__") = SCX_PYLAND_VERSION;
     m.attr("RL_CPU_ANY") = static_cast<int>(RL_CPU_ANY);
+    m.attr("RL_CPU_NEAR") = static_cast<int>(RL_CPU_NEAR);
     m.attr("RL_PREEMPT") = static_cast<int>(RL_PREEMPT);
     m.attr("ENQ_WAKEUP") = static_cast<int>(ENQ_WAKEUP);
     m.attr("DOMAIN_SMT") = static_cast<int>(DOMAIN_SMT);
@@ -182,7 +183,10 @@ NB_MODULE(_bpf, m) {
              "pid"_a, "cpu"_a = static_cast<int>(RL_CPU_ANY), "flags"_a = 0, "slice_ns"_a = 0, "vtime"_a = 0,
              "enq_cnt"_a = 0)
         .def_rw("pid", &DispatchedTask::pid)
-        .def_rw("cpu", &DispatchedTask::cpu, "Target CPU, or RL_CPU_ANY for the first free one.")
+        .def_rw("cpu", &DispatchedTask::cpu,
+                "Target CPU; RL_CPU_ANY for the first free one; RL_CPU_NEAR for an idle CPU near the one "
+                "the task last ran on, picked when the BPF side carries the decision out, else the first "
+                "free one.")
         .def_rw("flags", &DispatchedTask::flags, "RL_* flags (RL_PREEMPT).")
         .def_rw("slice_ns", &DispatchedTask::slice_ns, "Time slice; 0 for the default.")
         .def_rw("vtime", &DispatchedTask::vtime, "Order within the target DSQ.")

@@ -97,5 +97,116 @@ def test_the_report_orients_ratios_so_above_one_is_better_and_counts_failures():
     assert "| 1 [0.9–1.2] ×2.00 |" in text
     assert "60.0 [50.0–70.0] ×0.60 (**1 failed**)" in text
     assert "round 2, pyland fifo, stress-ng --cpu 4 -t 5s: the scheduler was detached" in text
-    assert "**Python fifo / C++ ceiling**: the worker spends ×3.0 the CPU time" in text
-    assert "| Python fifo | 500.0 [500.0–500.0] | 30.0 [30.0–30.0] | ×3.0 |" in text
+    assert "- **Python fifo** spends ×3.0 the C++ ceiling's CPU time per user-space dispatch" in text
+    assert "| Python fifo | 500.0 [500.0–500.0] | 30.0 [30.0–30.0] | ×3.0 |  |" in text
+    assert "## Against scx_userland" not in text   # it did not run
+
+
+def userland_block(kern, user, failed, enq, disp, disp_failed=0):
+    """One block as scx_userland.c's run_stats_printer() prints it."""
+    return ("o-----------------------o\n| BPF ENQUEUES          |\n|-----------------------|\n"
+            f"|  kern:     {kern:10d} |\n|  user:     {user:10d} |\n|  failed:   {failed:10d} |\n"
+            f"|  -------------------- |\n|  total:    {kern + user + failed:10d} |\n"
+            "|                       |\n|-----------------------|\n| VRUNTIME / USER       |\n"
+            f"|-----------------------|\n|  enq:      {enq:10d} |\n|  disp:     {disp:10d} |\n"
+            f"|  failed:   {disp_failed:10d} |\no-----------------------o\n\n\n")
+
+
+def test_scx_userland_runs_in_every_round_as_its_ops_name_says():
+    scheds = {s.name: s for s in bw.schedulers("/opt/x/scx_simple", "/opt/x/scx_userland")}
+    assert list(scheds) == ["EEVDF", "scx_simple", "scx_userland", "pyland fifo", "pyland rustland"]
+    assert scheds["scx_userland"].command == ["/opt/x/scx_userland"]
+    assert scheds["scx_userland"].ops_prefix == "userland"   # SCX_OPS_DEFINE(... .name = "userland")
+    assert "scx_userland" in bw.HOT_PATH_MODES
+
+
+# The end of scx_userland's output (7.3.4) after the hot-path load, as captured in a guest.
+USERLAND_END = """\
+o-----------------------o
+| BPF ENQUEUES          |
+|-----------------------|
+|  kern:            197 |
+|  user:          32221 |
+|  failed:            0 |
+|  -------------------- |
+|  total:         32418 |
+|                       |
+|-----------------------|
+| VRUNTIME / USER       |
+|-----------------------|
+|  enq:           32221 |
+|  disp:          32221 |
+|  failed:            0 |
+o-----------------------o
+
+
+EXIT: unregistered from user space
+"""
+
+
+def test_the_last_complete_scx_userland_block_is_read():
+    assert bw.parse_userland_stats(USERLAND_END) == {"kern": 197, "user": 32221, "failed": 0, "total": 32418,
+                                                     "enq": 32221, "disp": 32221, "disp_failed": 0}
+    text = (userland_block(3, 10, 0, 10, 8) + userland_block(40, 1200, 2, 1200, 1190, 5)
+            + "o-----------------------o\n| BPF ENQUEUES          |\n|-----------------------|\n|  kern:   ")
+    assert bw.parse_userland_stats(text) == {"kern": 40, "user": 1200, "failed": 2, "total": 1242,
+                                             "enq": 1200, "disp": 1190, "disp_failed": 5}
+    assert userland_block(197, 32221, 0, 32221, 32221) in USERLAND_END   # the helper prints as it does
+    with pytest.raises(ValueError, match="no statistics block"):
+        bw.parse_userland_stats("libbpf: prog 'userland_enqueue': failed to load\n")
+
+
+def test_scx_userland_counts_come_from_the_end_of_its_log(tmp_path):
+    log = tmp_path / "scheduler.log"
+    log.write_text("EXIT-free start\n" + userland_block(1, 1, 0, 1, 1) * 50 + userland_block(7, 900, 3, 900, 880))
+
+    class Attached:
+        class proc:
+            pid = 4242
+    Attached.log = log
+    assert bw.userland_counts(Attached) == bw.Counts(pid=4242, user=880, kernel=7, congested=3)
+
+
+def test_a_process_cpu_time_sums_its_threads():
+    import os
+    import threading
+    stop = threading.Event()
+
+    def spin():
+        while not stop.is_set():
+            pass
+    t = threading.Thread(target=spin)
+    t.start()
+    try:
+        stop.wait(0.2)
+        total, main = bw.process_cpu_ns(os.getpid())
+    finally:
+        stop.set()
+        t.join()
+    assert total > main > 0
+    assert total - main >= 50_000_000   # the spinning thread's 0.2 s, at least a quarter of it
+
+
+def test_the_report_compares_each_pyland_policy_with_scx_userland():
+    hb, cpu = "hackbench -g 2 -l 100", "stress-ng --cpu 4 -t 5s"
+    runs = [run(1, "EEVDF", hb, 2.0), run(1, "EEVDF", cpu, 100.0),
+            run(1, "scx_userland", hb, 1.6), run(1, "scx_userland", cpu, 80.0),
+            run(1, "pyland fifo", hb, 0.8), run(1, "pyland fifo", cpu, 120.0),
+            run(1, "pyland rustland", hb, error="did not finish within 180 s"), run(1, "pyland rustland", cpu, 40.0)]
+    hot = [{"round": 1, "mode": m, "ok": True, "dispatches_per_s": rate, "worker_cpu_ns_per_dispatch": ns,
+            "worker_cpu_share": 0.3, "user_share": 0.95}
+           for m, rate, ns in (("ceiling", 1000.0, 10_000.0), ("fifo", 500.0, 30_000.0),
+                               ("scx_userland", 800.0, 20_000.0))]
+    text = bench_report.report({"meta": dict(META, command="scripts/bench"), "runs": runs, "hot_path": hot},
+                               "", "benchmarks")
+    assert "| workload | metric | EEVDF | scx_userland | pyland fifo | pyland rustland |" in text
+    assert "## Against scx_userland" in text
+    # hackbench: 1.6 s against 0.8 s is twice as good; stress-ng: 120 ops/s against 80.
+    assert "| `hackbench -g 2 -l 100` | time | 1.6 | 0.8 ×2.00 | **failed** |" in text
+    assert "| `stress-ng --cpu 4 -t 5s` | bogo-ops/s | 80.0 | 120.0 ×1.50 | 40.0 ×0.50 |" in text
+    assert "- **pyland fifo against scx_userland**: geometric mean of the ratios ×1.73 (over 2 metrics" in text
+    assert "- **pyland rustland against scx_userland**: geometric mean of the ratios ×0.50 (over 1 metrics" in text
+    assert ("- **Python fifo** spends ×3.0 the C++ ceiling's and ×1.5 scx_userland's CPU time "
+            "per user-space dispatch") in text
+    assert "- **scx_userland (C)** spends ×2.0 the C++ ceiling's CPU time per user-space dispatch" in text
+    assert "| scx_userland (C) | 800.0 [800.0–800.0] | 20.0 [20.0–20.0] | ×2.0 | ×1.0 | 30% | 95% | 0 |" in text

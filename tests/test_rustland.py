@@ -198,18 +198,17 @@ def test_the_slice_is_shared_among_the_tasks_held_down_to_the_minimum():
 
 
 def test_a_woken_task_with_no_idle_cpu_runs_next_on_the_cpu_the_worker_leaves():
-    # No kernel here: select_cpus finds no idle CPU (-1) for every task.
     policy = RustlandPolicy(CONFIG)
     enqueue(policy, queued_bytes(1, flags=_bpf.ENQ_WAKEUP), queued_bytes(2, flags=0))
     flags = {d.pid: d.flags for d in drain(policy)}
     assert flags == {1: _bpf.RL_PREEMPT, 2: 0}
 
 
-def test_any_cpu_by_default_and_the_previous_cpu_with_percpu_local():
+def test_an_idle_cpu_near_the_last_by_default_and_the_previous_cpu_with_percpu_local():
     default, local = RustlandPolicy(CONFIG), RustlandPolicy(PolicyConfig(percpu_local=True))
     enqueue(default, queued_bytes(1, cpu=1))
     enqueue(local, queued_bytes(1, cpu=1))
-    assert drain(default)[0].cpu == _bpf.RL_CPU_ANY
+    assert drain(default)[0].cpu == _bpf.RL_CPU_NEAR
     assert drain(local)[0].cpu == 1
 
 

@@ -161,6 +161,67 @@ def test_a_decision_for_an_older_enqueue_is_cancelled_and_its_claimed_cpu_freed(
             f"the CPU claimed for the cancelled decision was not freed: {out}"
 
 
+# RL_CPU_NEAR: a decision that leaves the idle CPU to the BPF side. The child holds a
+# busy task's record (the task may run on both CPUs and last ran on CPU 1, where
+# nothing else of ours runs; the worker is pinned to CPU 0) and sends the decision
+# with cpu=RL_CPU_NEAR.
+NEAR_DECISION = """
+import os, subprocess, time
+from scx_pyland import _bpf, topology
+from scx_pyland.worker import cache_domains
+
+SCHED_EXT = 7
+os.sched_setaffinity(0, {0})
+task = subprocess.Popen(["sh", "-c", "while :; do :; done"])
+os.sched_setaffinity(task.pid, {0, 1})          # it inherited CPU 0 only
+time.sleep(0.5)
+
+def cpu_time(pid):
+    return int(open(f"/proc/{pid}/schedstat").read().split()[0])
+
+def last_cpu(pid):
+    return int(open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[36])
+
+try:
+    with _bpf.Scheduler(partial=True, domains=cache_domains(topology.read_topology())) as sched:
+        os.sched_setscheduler(0, SCHED_EXT, os.sched_param(0))
+        os.sched_setscheduler(task.pid, SCHED_EXT, os.sched_param(0))
+        until = time.monotonic() + 5
+        held = []
+        while not held and time.monotonic() < until:
+            held = [t for t in sched.dequeue(64) if t.pid == task.pid]
+            sched.notify_complete(len(held))
+        assert held, "the task was never queued"
+        before = sched.counters()
+        ran_before = cpu_time(task.pid)
+        sched.dispatch([_bpf.DispatchedTask(pid=task.pid, cpu=_bpf.RL_CPU_NEAR, enq_cnt=held[-1].enq_cnt)])
+        until = time.monotonic() + 0.3
+        while time.monotonic() < until:
+            sched.notify_complete(0)
+        after = sched.counters()
+        print(f"prev_cpu: {held[-1].cpu}")
+        print(f"user: {after.nr_user_dispatches - before.nr_user_dispatches}")
+        print(f"bounced: {after.nr_bounce_dispatches - before.nr_bounce_dispatches}")
+        print(f"cancelled: {after.nr_cancel_dispatches - before.nr_cancel_dispatches}")
+        print(f"ran_ns: {cpu_time(task.pid) - ran_before}")
+        print(f"ran_on: {last_cpu(task.pid)}")
+        print(f"exited: {sched.exited()}")
+finally:
+    task.kill()
+"""
+
+
+def test_a_decision_for_rl_cpu_near_is_carried_out_on_a_cpu_the_bpf_side_picks():
+    """RL_CPU_NEAR (what rustland sends): the BPF side picks the CPU when it carries
+    the decision out, so the decision counts as the worker's, is not bounced as an
+    invalid CPU, and runs the task."""
+    out = run_worker_script(NEAR_DECISION)
+    record_result("near_decision", out)
+    assert out["exited"] == "False", out
+    assert out["user"] == "1" and out["bounced"] == "0" and out["cancelled"] == "0", out
+    assert int(out["ran_ns"]) > 0, f"the task did not run: {out}"
+
+
 # The failed path: decisions for a task that is gone, each aimed at CPU 1 claimed
 # just before. Each round measures how long CPU 1 stays unseen as idle.
 FAILED_DECISION = """

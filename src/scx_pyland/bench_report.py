@@ -4,8 +4,9 @@ scripts/bench; matplotlib is needed for the chart only.
 
 Per workload metric and scheduler: the median over the rounds that succeeded, the
 spread (min-max), and the ratio to EEVDF's median, oriented so that above 1 is
-better than EEVDF whatever the metric's direction. Failed runs are counted and
-listed, never averaged in.
+better than EEVDF whatever the metric's direction; and for each pyland policy the
+same ratio to scx_userland's median, the kernel's user-space scheduler in C. Failed
+runs are counted and listed, never averaged in.
 """
 
 from __future__ import annotations
@@ -19,10 +20,14 @@ import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
-from scx_pyland.bench_workloads import WORKLOADS, Metric, hot_path_load
+from scx_pyland.bench_workloads import PEER, WORKLOADS, Metric, hot_path_load, pyland
 
 BASELINE = "EEVDF"
 CEILING = "ceiling"
+
+
+def is_pyland(scheduler: str) -> bool:
+    return scheduler.startswith("pyland ")
 
 
 @dataclass
@@ -105,6 +110,39 @@ def workload_table(runs: list[dict]) -> tuple[list[str], dict[str, list[float]]]
     return lines, ratios
 
 
+def peer_table(runs: list[dict]) -> tuple[list[str], dict[str, list[float]]]:
+    """Markdown lines comparing each pyland policy with scx_userland (none if it did not
+    run), and per pyland policy the ratios (for the headline)."""
+    table = cells(runs)
+    scheds = [s for s in schedulers_in(runs) if is_pyland(s)]
+    if PEER not in schedulers_in(runs) or not scheds:
+        return [], {}
+    ratios: dict[str, list[float]] = {s: [] for s in scheds}
+    lines = [f"| workload | metric | {PEER} | " + " | ".join(scheds) + " |",
+             "|---|---|---|" + "---|" * len(scheds)]
+    for w in WORKLOADS:
+        for m in w.metrics:
+            peer = table.get((w.name, m.name, PEER))
+            if peer is None or not peer.values:
+                peer_text = "not run" if peer is None else "**failed**"
+            else:
+                peer_text = fmt(peer.median)
+            row = [f"`{w.name}`", m.label, peer_text]
+            for s in scheds:
+                cell = table.get((w.name, m.name, s))
+                if cell is not None and not cell.values:
+                    row.append("**failed**")
+                    continue
+                if not (peer and peer.values and cell):
+                    row.append("")
+                    continue
+                ratio = goodness(m, cell.median, peer.median)
+                ratios[s].append(ratio)
+                row.append(f"{fmt(cell.median)} ×{ratio:.2f}")
+            lines.append("| " + " | ".join(row) + " |")
+    return lines, ratios
+
+
 def geomean(values: list[float]) -> float:
     values = [v for v in values if v > 0 and not math.isnan(v)]
     return math.exp(statistics.fmean(math.log(v) for v in values)) if values else math.nan
@@ -124,29 +162,47 @@ def hot_path_summary(hot: list[dict]) -> dict[str, dict[str, list[float]]]:
     return out
 
 
-def hot_path_table(hot: list[dict]) -> tuple[list[str], dict[str, float]]:
-    """Markdown lines, and per Python policy its cost per dispatch / the ceiling's."""
+def hot_path_label(mode: str) -> str:
+    if mode == CEILING:
+        return "C++ ceiling (no Python)"
+    if mode == PEER:
+        return f"{PEER} (C)"
+    return f"Python {mode}"
+
+
+def hot_path_table(hot: list[dict]) -> tuple[list[str], dict[str, tuple[float, float]]]:
+    """Markdown lines, and per mode but the ceiling its cost per dispatch / the ceiling's
+    and / scx_userland's (NaN where either is missing)."""
     summary = hot_path_summary(hot)
-    ceiling = summary.get(CEILING, {}).get("cost") or []
-    ceiling_cost = statistics.median(ceiling) if ceiling else math.nan
-    lines = ["| worker | user-space dispatches/s | worker CPU per dispatch (µs) | cost / C++ ceiling "
-             "| worker CPU use | user-space share of dispatches | failed |",
-             "|---|---|---|---|---|---|---|"]
+
+    def median_cost(mode: str) -> float:
+        costs = summary.get(mode, {}).get("cost") or []
+        return statistics.median(costs) if costs else math.nan
+
+    ceiling_cost, peer_cost = median_cost(CEILING), median_cost(PEER)
+    lines = ["| scheduler | user-space dispatches/s | CPU per dispatch (µs) | cost / C++ ceiling "
+             f"| cost / {PEER} | CPU use | user-space share of dispatches | failed |",
+             "|---|---|---|---|---|---|---|---|"]
     ratios = {}
     for mode, e in summary.items():
         if not e["cost"]:
-            lines.append(f"| {mode} | | | | | | {len(e['failed'])} |")
+            lines.append(f"| {hot_path_label(mode)} | | | | | | | {len(e['failed'])} |")
             continue
         cost = statistics.median(e["cost"])
-        ratio = cost / ceiling_cost if ceiling else math.nan
+        to_ceiling, to_peer = cost / ceiling_cost, cost / peer_cost
         if mode != CEILING:
-            ratios[mode] = ratio
-        label = "C++ ceiling (no Python)" if mode == CEILING else f"Python {mode}"
-        lines.append(f"| {label} | {fmt(statistics.median(e['rate']))} [{fmt(min(e['rate']))}–{fmt(max(e['rate']))}] "
+            ratios[mode] = (to_ceiling, to_peer)
+        lines.append(f"| {hot_path_label(mode)} "
+                     f"| {fmt(statistics.median(e['rate']))} [{fmt(min(e['rate']))}–{fmt(max(e['rate']))}] "
                      f"| {cost:.1f} [{min(e['cost']):.1f}–{max(e['cost']):.1f}] "
-                     f"| ×{ratio:.1f} | {statistics.median(e['cpu']):.0f}% | {statistics.median(e['user']):.0f}% "
+                     f"| {times(to_ceiling)} | {times(to_peer)} "
+                     f"| {statistics.median(e['cpu']):.0f}% | {statistics.median(e['user']):.0f}% "
                      f"| {len(e['failed'])} |")
     return lines, ratios
+
+
+def times(ratio: float) -> str:
+    return "" if math.isnan(ratio) else f"×{ratio:.1f}"
 
 
 def chart(runs: list[dict], hot: list[dict], path: Path, title: str) -> None:
@@ -185,7 +241,7 @@ def chart(runs: list[dict], hot: list[dict], path: Path, title: str) -> None:
     for i, s in enumerate(scheds):
         mid, lo, hi = series[s]
         xs = [k + (i - (len(scheds) - 1) / 2) * width for k in range(len(labels))]
-        ax.bar(xs, mid, width, yerr=[lo, hi], capsize=2, label=s)
+        ax.bar(xs, mid, width, yerr=[lo, hi], capsize=2, label=s, color=f"C{i}")
     ax.axhline(1.0, color="black", linewidth=0.8)
     ax.set_xticks(range(len(labels)), labels, rotation=30, ha="right", fontsize=8)
     ax.set_ylabel(f"relative to {BASELINE} (above 1 = better)")
@@ -193,11 +249,13 @@ def chart(runs: list[dict], hot: list[dict], path: Path, title: str) -> None:
     ax.legend(fontsize=8)
     modes = [m for m in summary if summary[m]["cost"]]
     costs = [statistics.median(summary[m]["cost"]) for m in modes]
-    ax2.barh(modes, costs, color=["tab:gray" if m == CEILING else "tab:blue" for m in modes])
+    # Each scheduler in the colour of its bars above; the ceiling, which has none, in grey.
+    colors = {s: f"C{i}" for i, s in enumerate(scheds)}
+    ax2.barh(modes, costs, color=[colors.get(m if m == PEER else pyland(m).name, "tab:gray") for m in modes])
     for y, c in enumerate(costs):
         ax2.text(c, y, f" {c:.1f} µs", va="center", fontsize=8)
     ax2.set_xlim(0, max(costs, default=1) * 1.2)
-    ax2.set_xlabel("worker CPU time per user-space dispatch under overload (µs, median; lower is better)")
+    ax2.set_xlabel("scheduler CPU time per user-space dispatch under overload (µs, median; lower is better)")
     ax2.invert_yaxis()
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -207,6 +265,7 @@ def chart(runs: list[dict], hot: list[dict], path: Path, title: str) -> None:
 def report(data: dict, policy_bench: str, name: str) -> str:
     meta, runs, hot = data["meta"], data["runs"], data["hot_path"]
     lines, ratios = workload_table(runs)
+    peer_lines, peer_ratios = peer_table(runs)
     hot_lines, hot_ratios = hot_path_table(hot)
     failed = [r for r in runs + hot if not r["ok"]]
     rounds_done = max((r["round"] for r in runs), default=0)
@@ -220,8 +279,11 @@ def report(data: dict, policy_bench: str, name: str) -> str:
         f"({meta['mode']} mode), Python {meta.get('python', '?')} in the guest. The raw results are in "
         f"[`{name}.json`]({name}.json).",
         "",
-        "Each round runs every workload under each scheduler in turn (EEVDF, scx_simple, "
-        "scx_pyland fifo, scx_pyland rustland), attaching the scheduler once per round. "
+        "Each round runs every workload under each scheduler in turn ("
+        + ", ".join(schedulers_in(runs)) + "), attaching the scheduler once per round. "
+        f"{PEER} is the kernel's own user-space scheduler (`tools/sched_ext/{PEER}`, in C): "
+        "its BPF side hands every task that may run on any CPU to a process that orders "
+        "them by vruntime, the others it dispatches itself. "
         "A cell is the median over the rounds, [min–max], and ×ratio to EEVDF's median, "
         "oriented so that above 1 is better than EEVDF. A run in which the scheduler "
         "detached, or the workload failed or overran its limit, is counted as failed and "
@@ -239,15 +301,32 @@ def report(data: dict, policy_bench: str, name: str) -> str:
         if s != BASELINE and r:
             out.append(f"- **{s}**: geometric mean of the ratios to EEVDF ×{geomean(r):.2f} "
                        f"(over {len(r)} metrics; best ×{max(r):.2f}, worst ×{min(r):.2f})")
-    for mode, ratio in hot_ratios.items():
-        out.append(f"- **Python {mode} / C++ ceiling**: the worker spends ×{ratio:.1f} the CPU time "
-                   f"per user-space dispatch")
+    for s, r in peer_ratios.items():
+        if r:
+            out.append(f"- **{s} against {PEER}**: geometric mean of the ratios ×{geomean(r):.2f} "
+                       f"(over {len(r)} metrics; best ×{max(r):.2f}, worst ×{min(r):.2f})")
+    for mode, (to_ceiling, to_peer) in hot_ratios.items():
+        against = [f"×{r:.1f} the C++ ceiling's" for r in (to_ceiling,) if not math.isnan(r)]
+        if mode != PEER:
+            against += [f"×{r:.1f} {PEER}'s" for r in (to_peer,) if not math.isnan(r)]
+        if against:
+            out.append(f"- **{hot_path_label(mode)}** spends " + " and ".join(against)
+                       + " CPU time per user-space dispatch")
     out += ["", f"![chart]({name}.png)", "", "## Workloads", ""] + lines
-    out += ["", "## The hot path: Python against its C++ ceiling", "",
-            "scx_pyland under overload (`" + " ".join(hot_path_load(meta["mode"] == "smoke")) + "`): "
-            "user-space dispatches per second as counted by the BPF side, and the worker's CPU time "
-            "(its `/proc/PID/schedstat`) divided by them. `ceiling` is the same fifo cycle run "
-            "by the extension in C++ (`--policy ceiling`), same BPF object and rings. How the Python "
+    if peer_lines:
+        out += ["", f"## Against {PEER}", "",
+                f"Each pyland policy's median and its ratio to {PEER}'s median, oriented so that "
+                f"above 1 is better than {PEER} (the medians and spreads are in the table above).",
+                ""] + peer_lines
+    out += ["", "## The hot path: Python against its C++ ceiling and scx_userland", "",
+            "Each user-space scheduler under overload (`" + " ".join(hot_path_load(meta["mode"] == "smoke"))
+            + "`): user-space dispatches per second, and the scheduler process's CPU time "
+            "(the sum of its threads' `/proc/PID/task/TID/schedstat`) divided by them. "
+            "For scx_pyland the count is the BPF side's, from the worker's stats file. "
+            "`ceiling` is the same fifo cycle run by the extension in C++ (`--policy ceiling`), "
+            f"same BPF object and rings. For {PEER} the count is the `disp` line its process "
+            "prints every second (its loop's dispatches to the BPF side's queue), read from its "
+            "output; its CPU time includes the thread that prints them. How the Python "
             "path got here, measured before and after each change: [hot-path.md](hot-path.md).", ""] + hot_lines
     if policy_bench.strip():
         out += ["", "## The policy alone, on the host (no kernel)", "",
@@ -279,7 +358,7 @@ def main(argv: list[str] | None = None) -> int:
         shutil.copyfile(args.results, args.out / f"{args.name}.json")
     meta = data["meta"]
     chart(data["runs"], data["hot_path"], args.out / f"{args.name}.png",
-          f"scx_pyland vs EEVDF and scx_simple — {meta['kernel']}, {meta['cpus']} vCPUs (TCG), {meta['date']}")
+          f"scx_pyland vs EEVDF, scx_simple and {PEER} — {meta['kernel']}, {meta['cpus']} vCPUs (TCG), {meta['date']}")
     print((args.out / f"{args.name}.md").read_text())
     return 0
 

@@ -1,7 +1,8 @@
 """Workload benchmark, run inside one guest boot by scripts/bench: the same
-workloads under EEVDF, the kernel's scx_simple and scx_pyland's policies, in
-interleaved rounds (A B C D, A B C D, ...), and the hot path's cost per dispatch
-for each Python policy against its C++ ceiling.
+workloads under EEVDF, the kernel's scx_simple and scx_userland and scx_pyland's
+policies, in interleaved rounds (A B C D E, A B C D E, ...), and the hot path's
+cost per user-space dispatch for each Python policy, for its C++ ceiling and for
+scx_userland, the kernel's own user-space scheduler (in C).
 
 Every finished run is appended to the results file at once (written whole to a
 temporary file, then renamed), so a boot that dies loses nothing and the next
@@ -130,22 +131,38 @@ class Scheduler:
     ops_prefix: str = ""         # what /sys/kernel/sched_ext/root/ops starts with
 
 
-def schedulers(scx_simple: str) -> tuple[Scheduler, ...]:
-    pyland = ["scx_pyland", "--no-supervisor", "--policy"]
+# The peer: the kernel's tools/sched_ext/scx_userland. Its BPF side hands every task
+# that may run on any CPU to a user-space C process (over a BPF queue map), which
+# orders them by vruntime in a sorted list and sends them back in batches of 8;
+# tasks with a narrower affinity are dispatched in BPF. Its ops are named "userland".
+PEER = "scx_userland"
+
+
+def pyland(policy: str) -> Scheduler:
+    return Scheduler(f"pyland {policy}", ["scx_pyland", "--no-supervisor", "--policy", policy], "pyland")
+
+
+def peer(scx_userland: str) -> Scheduler:
+    return Scheduler(PEER, [scx_userland], "userland")
+
+
+def schedulers(scx_simple: str, scx_userland: str) -> tuple[Scheduler, ...]:
     return (
         Scheduler("EEVDF", None),
         Scheduler("scx_simple", [scx_simple], "simple"),
-        Scheduler("pyland fifo", pyland + ["fifo"], "pyland"),
-        Scheduler("pyland rustland", pyland + ["rustland"], "pyland"),
+        peer(scx_userland),
+        pyland("fifo"),
+        pyland("rustland"),
     )
 
 
-# The hot path: scx_pyland's worker under overload, for the C++ ceiling and each
-# Python policy. 4 pairs of processes that switch to each other as fast as they
-# can (stress-ng --switch, a pipe message each way): more runnable tasks than CPUs
-# and a wake-up every few microseconds, so the worker's cost per task is what
-# limits them. (CPU hogs would not do: their slices, not the worker, set the pace.)
-HOT_PATH_MODES = ("ceiling", "fifo", "rustland")
+# The hot path: a user-space scheduler under overload: scx_pyland's worker for the
+# C++ ceiling and each Python policy, and scx_userland's process. 4 pairs of
+# processes that switch to each other as fast as they can (stress-ng --switch, a
+# pipe message each way): more runnable tasks than CPUs and a wake-up every few
+# microseconds, so the user-space cost per task is what limits them. (CPU hogs would
+# not do: their slices, not the scheduler, set the pace.)
+HOT_PATH_MODES = ("ceiling", "fifo", "rustland", PEER)
 
 
 def hot_path_load(smoke: bool) -> list[str]:
@@ -234,6 +251,7 @@ class AttachedScheduler:
 
     def __init__(self, sched: Scheduler, log: Path, attach_timeout: float) -> None:
         self.sched = sched
+        self.log = log
         self.proc: subprocess.Popen | None = None
         self.seq = 0
         if sched.command is None:
@@ -305,40 +323,103 @@ def run_workload(w: Workload, smoke: bool, limit: float) -> tuple[dict[str, floa
         raise RuntimeError(f"{err}: {out.strip()[-300:]}") from None
 
 
-def worker_cpu_ns(pid: int) -> int:
-    """CPU time a process has used, in ns (/proc/PID/schedstat; stat's ticks otherwise)."""
+def process_cpu_ns(pid: int) -> tuple[int, int]:
+    """CPU time a process has used, in ns: (all its threads, its main thread), from
+    /proc/PID/task/*/schedstat (/proc/PID/schedstat is the main thread's alone).
+    All threads count: scx_userland's second thread prints the statistics we read,
+    as scx_pyland's worker publishes its own from its one thread, and the sum is the
+    whole cost of the scheduler, which cannot flatter either. stat's ticks (all
+    threads, both numbers) if schedstat is missing."""
+    total, main = 0, None
     try:
-        return int(Path(f"/proc/{pid}/schedstat").read_text().split()[0])
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            try:
+                ns = int((task / "schedstat").read_text().split()[0])
+            except FileNotFoundError:
+                continue   # a thread that just exited
+            total += ns
+            if task.name == str(pid):
+                main = ns
+        if main is not None:
+            return total, main
     except (OSError, ValueError, IndexError):
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) * 1_000_000_000 // os.sysconf("SC_CLK_TCK")
+        pass
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = (int(fields[11]) + int(fields[12])) * 1_000_000_000 // os.sysconf("SC_CLK_TCK")
+    return ticks, ticks
 
 
-def dispatch_counters() -> tuple[int, int, int, int]:
-    """From the running worker's stats file: its pid, and the BPF side's counts of
-    user-space, kernel-side (kernel threads, direct, real-time, stalled) and congestion
-    dispatches."""
+@dataclass(frozen=True)
+class Counts:
+    """A user-space scheduler's dispatch counters at one moment."""
+    pid: int         # the process that does the scheduling
+    user: int        # tasks dispatched as user space decided
+    kernel: int      # tasks the BPF side dispatched itself, by rule
+    congested: int   # tasks the BPF side dispatched because the way to user space was full
+
+
+def pyland_counts(attached: AttachedScheduler) -> Counts:
+    """From the running worker's stats file (rewritten once a second): the BPF side's
+    counts of user-space, kernel-side (kernel threads, direct, real-time, stalled)
+    and congestion dispatches."""
     snap = stats.read_snapshot()
     v = snap.values
     kernel = (v["nr_kernel_dispatches"] + v["nr_direct_dispatches"] + v["nr_rt_dispatches"]
               + v["nr_stalled_dispatches"])
-    return snap.pid, v["nr_user_dispatches"], kernel, v["nr_sched_congested"]
+    return Counts(snap.pid, v["nr_user_dispatches"], kernel, v["nr_sched_congested"])
 
 
-def measure_hot_path(mode: str, smoke: bool, log: Path, attach_timeout: float) -> dict:
-    """scx_pyland with `mode` under overload: dispatches/s and the worker's CPU time per
-    dispatch, from the BPF side's counters and the kernel's accounting of the worker."""
-    sched = Scheduler(f"pyland {mode}", ["scx_pyland", "--no-supervisor", "--policy", mode], "pyland")
+# scx_userland's statistics, printed to stdout once a second by a thread of its own
+# (run_stats_printer() in scx_userland.c), one block at a time with fflush:
+#   | BPF ENQUEUES | kern, user, failed, total   (the BPF side's counters)
+#   | VRUNTIME / USER | enq, disp, failed        (its user-space loop's counters)
+USERLAND_STATS = re.compile(
+    r"\| BPF ENQUEUES.*?kern:\s+(\d+).*?user:\s+(\d+).*?failed:\s+(\d+).*?total:\s+(\d+)"
+    r".*?VRUNTIME / USER.*?enq:\s+(\d+).*?disp:\s+(\d+).*?failed:\s+(\d+)", re.DOTALL)
+USERLAND_FIELDS = ("kern", "user", "failed", "total", "enq", "disp", "disp_failed")
+
+
+def parse_userland_stats(text: str) -> dict[str, int]:
+    """The last complete statistics block in scx_userland's output. disp is its
+    user-space dispatches: tasks its loop took off its vruntime list and pushed to
+    the BPF side's queue of dispatches (nr_vruntime_dispatches); kern is what the
+    BPF side dispatched itself (tasks that may not run on every CPU); failed is what
+    it dispatched because the queue to user space was full."""
+    found = USERLAND_STATS.findall(text)
+    if not found:
+        raise ValueError("no statistics block in scx_userland's output")
+    return dict(zip(USERLAND_FIELDS, map(int, found[-1])))
+
+
+def userland_counts(attached: AttachedScheduler) -> Counts:
+    """From scx_userland's output (its log): its process is the one started, and its
+    main thread (the pid) is the scheduling loop."""
+    with open(attached.log, "rb") as f:
+        f.seek(max(0, os.fstat(f.fileno()).st_size - 4096))   # a block is ~500 bytes
+        v = parse_userland_stats(f.read().decode(errors="replace"))
+    return Counts(attached.proc.pid, v["disp"], v["kern"], v["failed"])
+
+
+def measure_hot_path(mode: str, smoke: bool, log: Path, attach_timeout: float, scx_userland: str = "") -> dict:
+    """A user-space scheduler under overload (scx_pyland with `mode`, or scx_userland
+    at the path given): user-space dispatches/s and its CPU time per dispatch, from
+    its own counters and the kernel's accounting of its process."""
+    if mode == PEER:
+        if not scx_userland:
+            raise RuntimeError("no scx_userland binary given")
+        sched, counts = peer(scx_userland), userland_counts
+    else:
+        sched, counts = pyland(mode), pyland_counts
     attached = AttachedScheduler(sched, log, attach_timeout)
     try:
-        time.sleep(1.5)    # the stats file is written once a second
-        pid, user0, kernel0, congested0 = dispatch_counters()
-        cpu0, t0 = worker_cpu_ns(pid), time.monotonic_ns()
+        time.sleep(1.5)    # both write their counters once a second
+        c0 = counts(attached)
+        (cpu0, main0), t0 = process_cpu_ns(c0.pid), time.monotonic_ns()
         load = subprocess.run(hot_path_load(smoke), preexec_fn=as_normal_task, cwd=WORK_DIR,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=120)
         time.sleep(1.2)    # the counters of the last second
-        _, user1, kernel1, congested1 = dispatch_counters()
-        cpu1, t1 = worker_cpu_ns(pid), time.monotonic_ns()
+        c1 = counts(attached)
+        (cpu1, main1), t1 = process_cpu_ns(c1.pid), time.monotonic_ns()
         problem = attached.lost()
     finally:
         attached.close()
@@ -346,16 +427,17 @@ def measure_hot_path(mode: str, smoke: bool, log: Path, attach_timeout: float) -
         raise RuntimeError(problem)
     if load.returncode != 0:
         raise RuntimeError(f"the load failed with status {load.returncode}: {load.stdout.strip()[-300:]}")
-    user = user1 - user0
-    total = user + (kernel1 - kernel0) + (congested1 - congested0)
+    user = c1.user - c0.user
+    total = user + (c1.kernel - c0.kernel) + (c1.congested - c0.congested)
     if user <= 0:
         raise RuntimeError("no user-space dispatches during the load")
     return {"seconds": (t1 - t0) / 1e9, "user_dispatches": user,
             "dispatches_per_s": user / ((t1 - t0) / 1e9),
             "worker_cpu_ns_per_dispatch": (cpu1 - cpu0) / user,
             "worker_cpu_share": (cpu1 - cpu0) / (t1 - t0),
+            "main_thread_cpu_share": (main1 - main0) / (cpu1 - cpu0) if cpu1 > cpu0 else 1.0,
             "user_share": user / total if total else 0.0,
-            "congested": congested1 - congested0}
+            "congested": c1.congested - c0.congested}
 
 
 # ---------------------------------------------------------------------------
@@ -369,6 +451,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--results", type=Path, required=True, help="the results file (JSON), resumed if it exists")
     parser.add_argument("--scx-simple", required=True, help="path of the scx_simple binary")
+    parser.add_argument("--scx-userland", required=True, help="path of the scx_userland binary")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--smoke", action="store_true", help="short workloads, for a check in a few minutes")
     parser.add_argument("--limit", type=float, default=180, help="seconds before a workload counts as hung")
@@ -383,7 +466,7 @@ def main(argv: list[str] | None = None) -> int:
             "python": platform.python_version(), "commit": args.commit}
     results = Results(args.results, meta)
     logs = args.results.parent
-    scheds = schedulers(args.scx_simple)
+    scheds = schedulers(args.scx_simple, args.scx_userland)
     attach_timeout = 120.0
 
     for round_ in range(1, args.rounds + 1):
@@ -429,10 +512,10 @@ def main(argv: list[str] | None = None) -> int:
             progress(f"round {round_}/{args.rounds}: hot path, {mode}")
             record = {"round": round_, "mode": mode}
             try:
-                record.update(ok=True, error=None, **measure_hot_path(mode, args.smoke,
-                                                                       logs / "scheduler.log", attach_timeout))
+                record.update(ok=True, error=None, **measure_hot_path(mode, args.smoke, logs / "scheduler.log",
+                                                                       attach_timeout, args.scx_userland))
                 progress(f"  {record['dispatches_per_s']:,.0f} dispatches/s, "
-                         f"{record['worker_cpu_ns_per_dispatch'] / 1000:.1f} µs of worker CPU per dispatch")
+                         f"{record['worker_cpu_ns_per_dispatch'] / 1000:.1f} µs of scheduler CPU per dispatch")
             except (RuntimeError, subprocess.TimeoutExpired) as err:
                 record.update(ok=False, error=str(err))
                 progress(f"  FAILED: {err}")

@@ -3,7 +3,8 @@
 A policy sees every task that needs a CPU as a :class:`QueuedTask` (pid, comm,
 weight, the CPU it last ran on, when it last ran and for how long, ...) and answers
 with :class:`DispatchedTask` decisions: which task runs next, on which CPU
-(``RL_CPU_ANY`` for the first free one), for how long, and in which order (vtime).
+(``RL_CPU_ANY`` for the first free one, ``RL_CPU_NEAR`` for an idle one near the
+task's last CPU, else the first free one), for how long, and in which order (vtime).
 
 The worker drives it, one cycle at a time::
 
@@ -15,7 +16,9 @@ The worker drives it, one cycle at a time::
 plus :meth:`Policy.tick` about once a second and :meth:`Policy.on_exit` at the end
 (or when the policy is swapped out while scheduling).
 :meth:`Policy.select_cpus` asks the BPF side's idle tracking for an idle CPU near
-each task's last one (in one call for many tasks).
+each task's last one (in one call for many tasks, a system call); a decision for
+``RL_CPU_NEAR`` leaves the same question to the BPF side, which answers it when it
+carries the decision out, at no cost to the worker.
 A policy must not block, sleep, start threads or do I/O: it runs inside the
 scheduler of the whole machine.
 
@@ -38,9 +41,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from scx_pyland._bpf import ENQ_WAKEUP, RL_CPU_ANY, RL_PREEMPT, DispatchedTask, QueuedTask
+from scx_pyland._bpf import ENQ_WAKEUP, RL_CPU_ANY, RL_CPU_NEAR, RL_PREEMPT, DispatchedTask, QueuedTask
 
-__all__ = ["Policy", "PolicyConfig", "QueuedTask", "DispatchedTask", "ENQ_WAKEUP", "RL_CPU_ANY", "RL_PREEMPT"]
+__all__ = ["Policy", "PolicyConfig", "QueuedTask", "DispatchedTask", "ENQ_WAKEUP", "RL_CPU_ANY", "RL_CPU_NEAR",
+           "RL_PREEMPT"]
 
 
 @dataclass(slots=True, frozen=True)

@@ -11,16 +11,18 @@
 4. Each cycle the tasks with the earliest deadlines (then the earliest arrival,
    then the lowest pid) are dispatched, one per CPU (half the backlog when that is
    more), each on an idle CPU near its last one if there is one, else on any CPU
-   (or always on the CPU it last ran on, with --percpu-local). The slice is the
+   (or always on the CPU it last ran on, with --percpu-local). The BPF side picks
+   that idle CPU as it carries the decision out (RL_CPU_NEAR). The slice is the
    maximum shared among the tasks the policy holds (at least the minimum), scaled
    by weight and capped at the maximum: a lone CPU hog is not sent back through
    the worker every minimum slice (each trip costs the worker a cycle, and a
    waking task found the worker busy with them).
-   A task that woke up and found no idle CPU is sent with RL_PREEMPT: it runs
-   next on the CPU the worker leaves (the BPF side lets one task at a time do so),
-   as the kernel's scheduler lets a waking task with an earlier deadline preempt.
-   Its deadline is its vruntime (a wake-up starts a new burst, rule 3), so it
-   comes before any task still in its burst, such as a CPU hog.
+   A task that woke up is sent with RL_PREEMPT: if no CPU is idle, it runs next
+   on the CPU the worker leaves, as the kernel's scheduler lets a waking task with
+   an earlier deadline preempt (the BPF side lets one task at a time do so, and
+   only ahead of tasks with a later vtime). Its deadline is its vruntime (a
+   wake-up starts a new burst, rule 3), so it comes before any task still in its
+   burst, such as a CPU hog.
 5. Only tasks whose vruntime is at most one maximum slice ahead of vruntime_now
    are eligible, as in EEVDF: a task charged far ahead (a nice-19 task after a
    run) waits for the clock, 250 ms at most (the clock stands still while nothing
@@ -69,7 +71,8 @@ from __future__ import annotations
 import heapq
 import time
 
-from scx_pyland.policy import ENQ_WAKEUP, RL_CPU_ANY, RL_PREEMPT, DispatchedTask, Policy, PolicyConfig, QueuedTask
+from scx_pyland.policy import ENQ_WAKEUP, RL_CPU_ANY, RL_CPU_NEAR, RL_PREEMPT, DispatchedTask, Policy, PolicyConfig, \
+    QueuedTask
 
 # Rule 5: how many tasks ahead of the clock one cycle looks past, beyond one per CPU,
 # and how long one waits for the clock at most (ns).
@@ -93,23 +96,29 @@ class RustlandPolicy(Policy):
         slice_max = self.config.slice_ns
         arrival = time.monotonic_ns()
         vruntime_now = self.vruntime_now
+        pending = self.pending
         for task in tasks:
+            # Each field is read once: a read is a call into the extension (about
+            # 1.2 us in the emulated guest, docs/hot-path.md).
             # Rule 1: new tasks start now; sleepers earn at most one slice of credit.
-            if task.vtime == 0:
+            vruntime = task.vtime
+            if vruntime == 0:
                 vruntime = vruntime_now
-            else:
-                vruntime = max(task.vtime, vruntime_now - slice_max)
+            elif vruntime < vruntime_now - slice_max:
+                vruntime = vruntime_now - slice_max
 
             # Rule 2: charge the last run, scaled by the task's weight; the clock
             # advances by no more than the run itself.
-            ran = task.stop_ts - task.start_ts if task.stop_ts > task.start_ts else 0
+            ran = task.stop_ts - task.start_ts
+            if ran < 0:
+                ran = 0
             vslice = ran * 100 // task.weight
             vruntime += vslice
             vruntime_now += vslice if vslice < ran else ran
 
             # Rule 3: the deadline favours tasks that use little CPU between sleeps.
             deadline = vruntime + min(task.exec_runtime, 100 * slice_max)
-            heapq.heappush(self.pending, (deadline, arrival, task.pid, task.enq_cnt, vruntime, task))
+            heapq.heappush(pending, (deadline, arrival, task.pid, task.enq_cnt, vruntime, task))
         self.vruntime_now = vruntime_now
 
     def dispatch(self) -> list[DispatchedTask]:
@@ -128,18 +137,16 @@ class RustlandPolicy(Policy):
         while pending and len(chosen) < nr_cpus and len(ahead) < nr_cpus + SCAN_AHEAD:
             entry = heapq.heappop(pending)
             (chosen if entry[4] <= eligible_until else ahead).append(entry)
-        tasks = [entry[5] for entry in chosen]
-        if self.config.percpu_local:
-            cpus = [task.cpu for task in tasks]
-        else:
-            cpus = self.select_cpus(tasks)
+        # RL_CPU_NEAR rather than select_cpus(): the same idle CPU, picked by the BPF
+        # side when it carries the decision out, without a system call per cycle.
+        local = self.config.percpu_local
         slice_max = self.config.slice_ns
         base = max(self.config.slice_min_ns, slice_max // (len(pending) + len(chosen) + len(ahead)))
-        out = [DispatchedTask(pid, cpu, 0, min(slice_max, base * task.weight // 100), vruntime, task.enq_cnt)
-               if cpu >= 0 else
-               DispatchedTask(pid, RL_CPU_ANY, RL_PREEMPT if task.flags & ENQ_WAKEUP else 0,
-                              min(slice_max, base * task.weight // 100), vruntime, task.enq_cnt)
-               for (_, _, pid, _, vruntime, task), cpu in zip(chosen, cpus)]
+        out = [DispatchedTask(pid, task.cpu, 0, min(slice_max, base * task.weight // 100), vruntime, enq_cnt)
+               if local else
+               DispatchedTask(pid, RL_CPU_NEAR, RL_PREEMPT if task.flags & ENQ_WAKEUP else 0,
+                              min(slice_max, base * task.weight // 100), vruntime, enq_cnt)
+               for (_, _, pid, enq_cnt, vruntime, task) in chosen]
         # Rule 5: a task ahead of the clock waits for it, HOLD_MAX_NS at most.
         if ahead:
             expired = time.monotonic_ns() - HOLD_MAX_NS
