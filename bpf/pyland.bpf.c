@@ -128,6 +128,7 @@ struct task_ctx {
 	u64 stop_ts;
 	u64 exec_runtime;
 	u64 enq_cnt;
+	u64 shared_ts;		/* when it was last inserted into SHARED_DSQ */
 };
 
 struct {
@@ -422,29 +423,46 @@ static void insert_on_cpu(struct task_struct *p, s32 cpu, u64 slice, u64 vtime, 
 }
 
 /*
- * Whether @p (of @vtime) may run next on this CPU, which is in ops.dispatch
- * applying the worker's decisions (usually the CPU the worker is leaving):
+ * Whether @p may run next on this CPU, which is in ops.dispatch applying the
+ * worker's decisions (usually the CPU the worker is leaving):
  * - nothing waits in its local DSQ yet: one task at a time takes this way, so
  *   that a burst of wake-ups is not piled on one CPU;
- * - no task in the shared DSQ is earlier: this way only goes where the policy's
- *   order puts @p first anyway. Without this, each new wake-up went ahead of the
- *   shared DSQ, whose tasks waited until the watchdog ejected us (a stress-ng
- *   sleeper, 6.5 s, beside 1,600 others).
+ * - the first task of the shared DSQ has waited there less than a maximum slice:
+ *   then the shared DSQ takes the new task too, in vtime order. This bounds how
+ *   long tasks there are overtaken. Without it, each new wake-up went ahead of
+ *   the shared DSQ, whose tasks waited until the watchdog ejected us (a stress-ng
+ *   sleeper, 6.5 s, beside 1,600 others). Not vtime: rustland sends vruntimes, and
+ *   a CPU hog's vruntime is no later than a woken task's; its deadline is.
  * Not where DSQs cannot be iterated (Debian's 7.1.13): the shared DSQ then.
+ *
+ * Race: the first task may be taken by another CPU while we look at it; we then
+ * judge by a task that has just left, once.
  */
-static bool may_run_here_next(const struct task_struct *p, u64 vtime)
+static bool may_run_here_next(const struct task_struct *p)
 {
 	struct task_struct *first;
-	bool earliest = true;
+	struct task_ctx *fctx;
+	bool young = true;
 
 	if (!can_iterate_dsqs() || !bpf_cpumask_test_cpu(bpf_get_smp_processor_id(), p->cpus_ptr) ||
 	    scx_bpf_dsq_nr_queued(SCX_DSQ_LOCAL))
 		return false;
 	bpf_for_each(scx_dsq, first, SHARED_DSQ, 0) {
-		earliest = (s64)(vtime - first->scx.dsq_vtime) <= 0;
+		fctx = lookup_task_ctx(first);
+		young = !fctx || scx_bpf_now() - fctx->shared_ts < slice_ns;
 		break;
 	}
-	return earliest;
+	return young;
+}
+
+/* Into the shared DSQ, in vtime order, noting when (may_run_here_next()). */
+static void insert_shared(struct task_struct *p, u64 slice, u64 vtime, u64 enq_flags)
+{
+	struct task_ctx *tctx = lookup_task_ctx(p);
+
+	if (tctx)
+		tctx->shared_ts = scx_bpf_now();
+	dsq_insert_vtime(p, SHARED_DSQ, slice, vtime, enq_flags);
 }
 
 /*
@@ -453,10 +471,10 @@ static bool may_run_here_next(const struct task_struct *p, u64 vtime)
  */
 static void insert_busy(struct task_struct *p, u64 slice, u64 vtime, u64 enq_flags)
 {
-	if ((enq_flags & SCX_ENQ_PREEMPT) && may_run_here_next(p, vtime))
+	if ((enq_flags & SCX_ENQ_PREEMPT) && may_run_here_next(p))
 		dsq_insert(p, SCX_DSQ_LOCAL, slice, 0);
 	else
-		dsq_insert_vtime(p, SHARED_DSQ, slice, vtime, enq_flags);
+		insert_shared(p, slice, vtime, enq_flags);
 }
 
 /* Run @p on any CPU it may use: an idle one if there is one, else insert_busy(). */
