@@ -51,9 +51,20 @@ enum pyland_domain_level {
 	NR_DOMAIN_LEVELS = 4,
 };
 
+/* queued_task.flags: the kernel's SCX_ENQ_* bits a policy may use. */
+enum pyland_enqueue_flags {
+	/* The task woke up (SCX_ENQ_WAKEUP); else its slice ended, it was preempted,
+	 * or it is new. */
+	ENQ_WAKEUP = 1 << 0,
+};
+
 /* dispatched_task.flags */
 enum pyland_dispatch_flags {
-	/* Preempt the task running on the target CPU. */
+	/*
+	 * Run the task at once: on a target CPU, preempt what runs there; with
+	 * RL_CPU_ANY and no idle CPU, run it next on the CPU that applies the
+	 * decision (the one the worker leaves), unless a task waits there already.
+	 */
 	RL_PREEMPT = 1 << 0,
 };
 

@@ -34,6 +34,8 @@
 
 char _license[] SEC("license") = "GPL";
 
+_Static_assert((u64)ENQ_WAKEUP == (u64)SCX_ENQ_WAKEUP, "intf.h's ENQ_WAKEUP is the kernel's SCX_ENQ_WAKEUP");
+
 #define PF_KTHREAD	0x00200000
 #define READ_ONCE(x)	(*(volatile typeof(x) *)&(x))
 #define WRITE_ONCE(x, v) (*(volatile typeof(x) *)&(x) = (v))
@@ -71,6 +73,7 @@ u64 nr_cancel_dispatches;	/* worker decisions dropped: task re-enqueued since */
 u64 nr_bounce_dispatches;	/* worker decisions for a CPU the task may not use */
 u64 nr_failed_dispatches;	/* worker decisions for a task that is gone */
 u64 nr_sched_congested;		/* tasks that found `queued` full */
+u64 nr_worker_preempts;		/* CPUs preempted so that the worker places a woken task */
 
 /*
  * Set (to 1) when the worker must run even with no task waiting: it woke from a
@@ -79,6 +82,8 @@ u64 nr_sched_congested;		/* tasks that found `queued` full */
  * that races with that clear is lost, harmlessly: the worker is about to run.
  */
 u32 worker_needed;
+/* A CPU was preempted for the worker, which has not run since (wake_worker()). */
+u32 worker_kicked;
 /*
  * Whether the worker is on a CPU, and the CPU it last ran on. Written only from
  * the worker's own ops.running/ops.stopping, which the kernel serializes for one
@@ -123,6 +128,7 @@ struct task_ctx {
 	u64 stop_ts;
 	u64 exec_runtime;
 	u64 enq_cnt;
+	u64 shared_ts;		/* when it was last inserted into SHARED_DSQ */
 };
 
 struct {
@@ -348,18 +354,28 @@ static s32 pick_idle_online(const struct task_struct *p)
  * Make sure the worker gets a CPU soon, as a task was just queued for it (or it
  * woke up): unless it is running already, kick an idle CPU that the *worker* may
  * use (it may be pinned: taskset, a container's cpuset); that CPU's ops.dispatch
- * then runs it. With no idle CPU it runs when the next slice ends on one of its
- * CPUs. On a kernel that cannot kick, the wake-up that queued the task
+ * then runs it. On a kernel that cannot kick, the wake-up that queued the task
  * reschedules a CPU anyway, and the heartbeat bounds the rest.
  *
- * Race: worker_running may still read true while the worker stops; the worker's
+ * With no idle CPU, the worker would wait until a slice ends on one of its CPUs
+ * (up to slice_ns), and a woken task with it: for a wake-up (@preempt_cpu >= 0)
+ * preempt that CPU instead, the one the task woke on, as the kernel's own
+ * scheduler preempts for a waking task whose deadline is earlier. The task that
+ * ran there is queued to the worker again and placed in the same cycle. Once per
+ * worker run (worker_kicked): later wake-ups find it on its way.
+ *
+ * Races: worker_running may still read true while the worker stops; the worker's
  * CPU then sees the new record, in ops.dispatch or when it enqueues the worker
- * (pyland_enqueue kicks it), so the record is not missed.
+ * (pyland_enqueue kicks it), so the record is not missed. A preempted CPU may run
+ * something else first (a kernel thread, a task placed there): worker_kicked then
+ * stays set until the worker runs, which it does when some slice ends, as without
+ * the preemption.
  */
-static void wake_worker(void)
+static void wake_worker(s32 preempt_cpu)
 {
 	struct task_struct *worker;
 	s32 cpu;
+	bool may_preempt;
 
 	if (READ_ONCE(worker_running) || !can_kick_cpus() || !worker_tgid)
 		return;
@@ -367,9 +383,16 @@ static void wake_worker(void)
 	if (!worker)
 		return;
 	cpu = pick_idle_online(worker);
+	may_preempt = preempt_cpu >= 0 && preempt_cpu < MAX_CPUS &&
+		      bpf_cpumask_test_cpu(preempt_cpu, worker->cpus_ptr);
 	bpf_task_release(worker);
-	if (cpu >= 0)
+	if (cpu >= 0) {
 		kick_cpu(cpu, SCX_KICK_IDLE);
+	} else if (may_preempt && !cpu_rt_busy(preempt_cpu) &&
+		   !__sync_lock_test_and_set(&worker_kicked, 1)) {
+		kick_cpu(preempt_cpu, SCX_KICK_PREEMPT);
+		stat_inc(&nr_worker_preempts);
+	}
 }
 
 /*
@@ -399,7 +422,62 @@ static void insert_on_cpu(struct task_struct *p, s32 cpu, u64 slice, u64 vtime, 
 	}
 }
 
-/* Run @p on any CPU it may use: an idle one if there is one, else the shared DSQ. */
+/*
+ * Whether @p may run next on this CPU, which is in ops.dispatch applying the
+ * worker's decisions (usually the CPU the worker is leaving):
+ * - nothing waits in its local DSQ yet: one task at a time takes this way, so
+ *   that a burst of wake-ups is not piled on one CPU;
+ * - the first task of the shared DSQ has waited there less than a maximum slice:
+ *   then the shared DSQ takes the new task too, in vtime order. This bounds how
+ *   long tasks there are overtaken. Without it, each new wake-up went ahead of
+ *   the shared DSQ, whose tasks waited until the watchdog ejected us (a stress-ng
+ *   sleeper, 6.5 s, beside 1,600 others). Not vtime: rustland sends vruntimes, and
+ *   a CPU hog's vruntime is no later than a woken task's; its deadline is.
+ * Not where DSQs cannot be iterated (Debian's 7.1.13): the shared DSQ then.
+ *
+ * Race: the first task may be taken by another CPU while we look at it; we then
+ * judge by a task that has just left, once.
+ */
+static bool may_run_here_next(const struct task_struct *p)
+{
+	struct task_struct *first;
+	struct task_ctx *fctx;
+	bool young = true;
+
+	if (!can_iterate_dsqs() || !bpf_cpumask_test_cpu(bpf_get_smp_processor_id(), p->cpus_ptr) ||
+	    scx_bpf_dsq_nr_queued(SCX_DSQ_LOCAL))
+		return false;
+	bpf_for_each(scx_dsq, first, SHARED_DSQ, 0) {
+		fctx = lookup_task_ctx(first);
+		young = !fctx || scx_bpf_now() - fctx->shared_ts < slice_ns;
+		break;
+	}
+	return young;
+}
+
+/* Into the shared DSQ, in vtime order, noting when (may_run_here_next()). */
+static void insert_shared(struct task_struct *p, u64 slice, u64 vtime, u64 enq_flags)
+{
+	struct task_ctx *tctx = lookup_task_ctx(p);
+
+	if (tctx)
+		tctx->shared_ts = scx_bpf_now();
+	dsq_insert_vtime(p, SHARED_DSQ, slice, vtime, enq_flags);
+}
+
+/*
+ * No CPU @p may use is idle: the shared DSQ, or with SCX_ENQ_PREEMPT (RL_PREEMPT,
+ * from ops.dispatch only) next on this CPU if may_run_here_next().
+ */
+static void insert_busy(struct task_struct *p, u64 slice, u64 vtime, u64 enq_flags)
+{
+	if ((enq_flags & SCX_ENQ_PREEMPT) && may_run_here_next(p))
+		dsq_insert(p, SCX_DSQ_LOCAL, slice, 0);
+	else
+		insert_shared(p, slice, vtime, enq_flags);
+}
+
+/* Run @p on any CPU it may use: an idle one if there is one, else insert_busy(). */
 static void insert_anywhere(struct task_struct *p, u64 slice, u64 vtime, u64 enq_flags)
 {
 	s32 cpu = pick_idle_online(p);
@@ -407,7 +485,7 @@ static void insert_anywhere(struct task_struct *p, u64 slice, u64 vtime, u64 enq
 	if (cpu >= 0 && cpu < MAX_CPUS)
 		insert_on_cpu(p, cpu, slice, vtime, enq_flags);
 	else
-		dsq_insert_vtime(p, SHARED_DSQ, slice, vtime, enq_flags);
+		insert_busy(p, slice, vtime, enq_flags);
 }
 
 /*
@@ -424,7 +502,7 @@ static void insert_near(struct task_struct *p, u64 slice, u64 vtime, u64 enq_fla
 	if (cpu >= 0 && cpu < MAX_CPUS)
 		insert_on_cpu(p, cpu, slice, vtime, enq_flags);
 	else
-		dsq_insert_vtime(p, SHARED_DSQ, slice, vtime, enq_flags);
+		insert_busy(p, slice, vtime, enq_flags);
 }
 
 /*
@@ -494,7 +572,7 @@ static void enqueue_worker(struct task_struct *p, u64 enq_flags)
 	dsq_insert(p, WORKER_DSQ, slice_ns, enq_flags);
 	if (enq_flags & SCX_ENQ_WAKEUP) {
 		set_worker_needed();
-		wake_worker();
+		wake_worker(-1);
 	} else if ((enq_flags & SCX_ENQ_LAST) && worker_has_work()) {
 		kick_cpu(scx_bpf_task_cpu(p), SCX_KICK_IDLE);
 	}
@@ -568,7 +646,7 @@ void BPF_STRUCT_OPS(pyland_enqueue, struct task_struct *p, u64 enq_flags)
 	}
 
 	if (queue_to_user(p, enq_flags)) {
-		wake_worker();
+		wake_worker(enq_flags & SCX_ENQ_WAKEUP ? cpu : -1);
 		/*
 		 * The last task of this CPU: it goes idle right after this, and an
 		 * idle CPU looks at nothing by itself. The kick brings it back through
@@ -745,6 +823,7 @@ void BPF_STRUCT_OPS(pyland_running, struct task_struct *p)
 		WRITE_ONCE(worker_last_run, scx_bpf_now());
 		WRITE_ONCE(worker_running, true);
 		WRITE_ONCE(worker_cpu, scx_bpf_task_cpu(p));
+		WRITE_ONCE(worker_kicked, 0);
 	}
 	__sync_fetch_and_add(&nr_running, 1);
 }
@@ -808,7 +887,7 @@ static int heartbeat_fn(void *map, int *key, struct bpf_timer *timer)
 	if (can_kick_cpus()) {
 		/* A timer callback is no RCU read section by itself (6.16 insists). */
 		bpf_rcu_read_lock();
-		wake_worker();
+		wake_worker(-1);
 		bpf_rcu_read_unlock();
 	} else if (can_iterate_dsqs()) {
 		/* A timer callback is no RCU read section by itself (6.16 insists). */

@@ -147,6 +147,7 @@ NB_MODULE(_bpf, m) {
     m.attr("RL_CPU_ANY") = static_cast<int>(RL_CPU_ANY);
     m.attr("RL_CPU_NEAR") = static_cast<int>(RL_CPU_NEAR);
     m.attr("RL_PREEMPT") = static_cast<int>(RL_PREEMPT);
+    m.attr("ENQ_WAKEUP") = static_cast<int>(ENQ_WAKEUP);
     m.attr("DOMAIN_SMT") = static_cast<int>(DOMAIN_SMT);
     m.attr("DOMAIN_L2") = static_cast<int>(DOMAIN_L2);
     m.attr("DOMAIN_L3") = static_cast<int>(DOMAIN_L3);
@@ -296,7 +297,8 @@ NB_MODULE(_bpf, m) {
         .def_ro("nr_stalled_dispatches", &Counters::nr_stalled_dispatches)
         .def_ro("nr_sent", &Counters::nr_sent)
         .def_ro("nr_received", &Counters::nr_received)
-        .def_ro("nr_drain_errors", &Counters::nr_drain_errors);
+        .def_ro("nr_drain_errors", &Counters::nr_drain_errors)
+        .def_ro("nr_worker_preempts", &Counters::nr_worker_preempts);
 
     nb::class_<ExitInfo>(m, "ExitInfo", "What the kernel said when the scheduler left.")
         .def_ro("kind", &ExitInfo::kind, "enum scx_exit_kind.")

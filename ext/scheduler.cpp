@@ -497,7 +497,7 @@ Counters Scheduler::counters() const {
         load(bss->nr_user_dispatches), load(bss->nr_kernel_dispatches), load(bss->nr_cancel_dispatches),
         load(bss->nr_bounce_dispatches), load(bss->nr_failed_dispatches), load(bss->nr_sched_congested),
         load(bss->nr_direct_dispatches), load(bss->nr_rt_dispatches), load(bss->nr_stalled_dispatches),
-        load(bss->nr_sent), load(bss->nr_received), load(bss->nr_drain_errors),
+        load(bss->nr_sent), load(bss->nr_received), load(bss->nr_drain_errors), load(bss->nr_worker_preempts),
     };
 }
 

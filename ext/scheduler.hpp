@@ -69,7 +69,7 @@ struct Counters {
     uint64_t nr_user_dispatches, nr_kernel_dispatches, nr_cancel_dispatches;
     uint64_t nr_bounce_dispatches, nr_failed_dispatches, nr_sched_congested;
     uint64_t nr_direct_dispatches, nr_rt_dispatches, nr_stalled_dispatches;
-    uint64_t nr_sent, nr_received, nr_drain_errors;
+    uint64_t nr_sent, nr_received, nr_drain_errors, nr_worker_preempts;
 };
 
 struct ExitInfo {

@@ -179,12 +179,29 @@ def test_one_task_per_cpu_is_dispatched_per_cycle_and_the_rest_stay_pending():
     assert policy.nr_pending == 0
 
 
-@pytest.mark.parametrize("weight, slice_ns", [(100, SLICE_MIN), (200, 2 * SLICE_MIN), (50, SLICE_MIN // 2)])
-def test_the_slice_is_the_minimum_scaled_by_weight(weight, slice_ns):
+@pytest.mark.parametrize("weight, slice_ns", [(100, SLICE_MAX), (200, SLICE_MAX), (50, SLICE_MAX // 2),
+                                              (1, SLICE_MAX // 100)])
+def test_a_lone_task_gets_the_maximum_slice_scaled_by_weight_and_capped(weight, slice_ns):
     policy = RustlandPolicy(CONFIG)
     enqueue(policy, queued_bytes(1, weight=weight))
     [d] = drain(policy)
     assert d.slice_ns == slice_ns
+
+
+def test_the_slice_is_shared_among_the_tasks_held_down_to_the_minimum():
+    policy = RustlandPolicy(CONFIG)
+    enqueue(policy, *(queued_bytes(pid) for pid in range(1, 5)))
+    assert {d.slice_ns for d in policy.dispatch()} == {SLICE_MAX // 4}
+    policy = RustlandPolicy(CONFIG)
+    enqueue(policy, *(queued_bytes(pid) for pid in range(1, 101)))
+    assert {d.slice_ns for d in policy.dispatch()} == {SLICE_MIN}
+
+
+def test_a_woken_task_with_no_idle_cpu_runs_next_on_the_cpu_the_worker_leaves():
+    policy = RustlandPolicy(CONFIG)
+    enqueue(policy, queued_bytes(1, flags=_bpf.ENQ_WAKEUP), queued_bytes(2, flags=0))
+    flags = {d.pid: d.flags for d in drain(policy)}
+    assert flags == {1: _bpf.RL_PREEMPT, 2: 0}
 
 
 def test_an_idle_cpu_near_the_last_by_default_and_the_previous_cpu_with_percpu_local():

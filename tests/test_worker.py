@@ -24,7 +24,7 @@ COUNTERS = {"nr_queued": 11, "nr_scheduled": 12, "nr_running": 13, "nr_online_cp
             "nr_user_dispatches": 15, "nr_kernel_dispatches": 16, "nr_cancel_dispatches": 17,
             "nr_bounce_dispatches": 18, "nr_failed_dispatches": 19, "nr_sched_congested": 20,
             "nr_direct_dispatches": 21, "nr_rt_dispatches": 22, "nr_stalled_dispatches": 23,
-            "nr_sent": 24, "nr_received": 25, "nr_drain_errors": 26}
+            "nr_sent": 24, "nr_received": 25, "nr_drain_errors": 26, "nr_worker_preempts": 27}
 
 
 class FakeScheduler:
@@ -132,7 +132,7 @@ def test_each_statistic_is_published_under_its_own_name(tmp_path):
         worker.stats.close()
     from_counters = {name: published[name] for name in COUNTERS if name in published}
     assert from_counters == {name: COUNTERS[name] for name in from_counters}
-    assert len(from_counters) == 13     # every BPF counter stats.FIELDS shows
+    assert len(from_counters) == 14     # every BPF counter stats.FIELDS shows
     assert published["nr_policy_dispatches"] == worker.nr_dispatched == 4
     assert published["nr_pending"] == 1     # the decision the full ring refused
 

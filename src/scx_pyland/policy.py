@@ -41,9 +41,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from scx_pyland._bpf import RL_CPU_ANY, RL_CPU_NEAR, RL_PREEMPT, DispatchedTask, QueuedTask
+from scx_pyland._bpf import ENQ_WAKEUP, RL_CPU_ANY, RL_CPU_NEAR, RL_PREEMPT, DispatchedTask, QueuedTask
 
-__all__ = ["Policy", "PolicyConfig", "QueuedTask", "DispatchedTask", "RL_CPU_ANY", "RL_CPU_NEAR", "RL_PREEMPT"]
+__all__ = ["Policy", "PolicyConfig", "QueuedTask", "DispatchedTask", "ENQ_WAKEUP", "RL_CPU_ANY", "RL_CPU_NEAR",
+           "RL_PREEMPT"]
 
 
 @dataclass(slots=True, frozen=True)

@@ -19,7 +19,7 @@ from pathlib import Path
 DEFAULT_PATH = Path(os.environ.get("SCX_PYLAND_RUN_DIR", "/run/scx_pyland")) / "stats"
 
 MAGIC = b"PYLANDST"
-VERSION = 3
+VERSION = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +40,7 @@ FIELDS: tuple[Field, ...] = (
     Field("nr_bounce_dispatches", "counter", "policy decisions for a CPU the task may not use (sent to any CPU)"),
     Field("nr_failed_dispatches", "counter", "policy decisions for a task that had exited"),
     Field("nr_drain_errors", "counter", "failed reads of the ring of decisions, other than another CPU reading it"),
+    Field("nr_worker_preempts", "counter", "CPUs preempted so that the worker places a woken task at once (none was idle)"),
     Field("nr_policy_dispatches", "counter", "decisions sent to the kernel: the policy's and the worker's rescues"),
     Field("nr_page_faults", "counter", "the worker's page faults (should stay flat while attached)"),
     Field("nr_policy_errors", "counter", "exceptions from the policy; the fifo policy took over its tasks each time"),

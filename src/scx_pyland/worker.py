@@ -508,6 +508,7 @@ class Worker:
             c.nr_user_dispatches, c.nr_kernel_dispatches, c.nr_direct_dispatches, c.nr_rt_dispatches,
             c.nr_stalled_dispatches, c.nr_sched_congested,
             c.nr_cancel_dispatches, c.nr_bounce_dispatches, c.nr_failed_dispatches, c.nr_drain_errors,
+            c.nr_worker_preempts,
             self.nr_dispatched, usage.ru_minflt + usage.ru_majflt,
             self.nr_policy_errors, self.nr_rescued, sched.custody.nr_invalid, self.nr_swaps,
             c.nr_queued, len(sched.custody) + len(self.backlog) + sched.ceiling_backlog,

@@ -10,10 +10,19 @@
    come first.
 4. Each cycle the tasks with the earliest deadlines (then the earliest arrival,
    then the lowest pid) are dispatched, one per CPU (half the backlog when that is
-   more), with the minimum
-   slice scaled by their weight, each on an idle CPU near its last one if there is
-   one, else on any CPU (or always on the CPU it last ran on, with --percpu-local).
-   The BPF side picks that idle CPU as it carries the decision out (RL_CPU_NEAR).
+   more), each on an idle CPU near its last one if there is one, else on any CPU
+   (or always on the CPU it last ran on, with --percpu-local). The BPF side picks
+   that idle CPU as it carries the decision out (RL_CPU_NEAR). The slice is the
+   maximum shared among the tasks the policy holds (at least the minimum), scaled
+   by weight and capped at the maximum: a lone CPU hog is not sent back through
+   the worker every minimum slice (each trip costs the worker a cycle, and a
+   waking task found the worker busy with them).
+   A task that woke up is sent with RL_PREEMPT: if no CPU is idle, it runs next
+   on the CPU the worker leaves, as the kernel's scheduler lets a waking task with
+   an earlier deadline preempt (the BPF side lets one task at a time do so, and
+   only ahead of tasks with a later vtime). Its deadline is its vruntime (a
+   wake-up starts a new burst, rule 3), so it comes before any task still in its
+   burst, such as a CPU hog.
 5. Only tasks whose vruntime is at most one maximum slice ahead of vruntime_now
    are eligible, as in EEVDF: a task charged far ahead (a nice-19 task after a
    run) waits for the clock, 250 ms at most (the clock stands still while nothing
@@ -40,6 +49,9 @@ Departures from scx_rustland, each for a fault seen in a guest:
   deadline there would add the task's exec_runtime to its vruntime again every
   cycle, so CPU-bound tasks ran away from vruntime_now and starved until the
   watchdog fired (seen under hackbench).
+- The slice: scx_rustland gives the maximum divided among the waiting tasks; we
+  scale that by weight too (the kernel enforces it only at the tick, so rule 5,
+  not the slice, is what makes weights matter).
 - Up to one task per CPU per cycle, or half a long backlog, where scx_rustland
   dispatches one: each worker cycle costs a yield and a trip through the
   interpreter (docs/benchmarks.md), and with hundreds of wake-ups queued one task
@@ -59,7 +71,8 @@ from __future__ import annotations
 import heapq
 import time
 
-from scx_pyland.policy import RL_CPU_ANY, RL_CPU_NEAR, DispatchedTask, Policy, PolicyConfig, QueuedTask
+from scx_pyland.policy import ENQ_WAKEUP, RL_CPU_ANY, RL_CPU_NEAR, RL_PREEMPT, DispatchedTask, Policy, PolicyConfig, \
+    QueuedTask
 
 # Rule 5: how many tasks ahead of the clock one cycle looks past, beyond one per CPU,
 # and how long one waits for the clock at most (ns).
@@ -127,9 +140,12 @@ class RustlandPolicy(Policy):
         # RL_CPU_NEAR rather than select_cpus(): the same idle CPU, picked by the BPF
         # side when it carries the decision out, without a system call per cycle.
         local = self.config.percpu_local
-        slice_min = self.config.slice_min_ns
-        out = [DispatchedTask(pid, task.cpu if local else RL_CPU_NEAR, 0, slice_min * task.weight // 100,
-                              vruntime, enq_cnt)
+        slice_max = self.config.slice_ns
+        base = max(self.config.slice_min_ns, slice_max // (len(pending) + len(chosen) + len(ahead)))
+        out = [DispatchedTask(pid, task.cpu, 0, min(slice_max, base * task.weight // 100), vruntime, enq_cnt)
+               if local else
+               DispatchedTask(pid, RL_CPU_NEAR, RL_PREEMPT if task.flags & ENQ_WAKEUP else 0,
+                              min(slice_max, base * task.weight // 100), vruntime, enq_cnt)
                for (_, _, pid, enq_cnt, vruntime, task) in chosen]
         # Rule 5: a task ahead of the clock waits for it, HOLD_MAX_NS at most.
         if ahead:
@@ -137,7 +153,7 @@ class RustlandPolicy(Policy):
             for entry in ahead:
                 if entry[1] <= expired:
                     out.append(DispatchedTask(entry[2], entry[5].cpu if self.config.percpu_local else RL_CPU_ANY,
-                                              0, slice_min * entry[5].weight // 100, entry[4], entry[3]))
+                                              0, min(slice_max, base * entry[5].weight // 100), entry[4], entry[3]))
                 else:
                     heapq.heappush(pending, entry)
         return out
