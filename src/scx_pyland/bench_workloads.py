@@ -259,11 +259,15 @@ class AttachedScheduler:
                 raise RuntimeError(f"a sched_ext scheduler is attached ({sched_ext_ops()}) where EEVDF should run")
             return
         started = time.monotonic()
+        seq_before = enable_seq()
         try:
             self.proc = start(sched.command, log)
         except OSError as err:
             raise RuntimeError(f"cannot start {sched.name} ({sched.command[0]}): {err.strerror}") from None
-        while not (sched_ext_state() == "enabled" and sched_ext_ops().startswith(sched.ops_prefix)):
+        # enable_seq may count this attachment a moment after the state reads "enabled":
+        # read before that, it made a later check report a detach that never happened.
+        while not (sched_ext_state() == "enabled" and sched_ext_ops().startswith(sched.ops_prefix)
+                   and enable_seq() != seq_before):
             if self.proc.poll() is not None or time.monotonic() - started > attach_timeout:
                 self.close()
                 raise RuntimeError(f"{sched.name} did not attach: {tail(log)}")
