@@ -62,8 +62,10 @@ enum pyland_enqueue_flags {
 enum pyland_dispatch_flags {
 	/*
 	 * Run the task at once: on a target CPU, preempt what runs there; with
-	 * RL_CPU_ANY and no idle CPU, run it next on the CPU that applies the
-	 * decision (the one the worker leaves), unless a task waits there already.
+	 * RL_CPU_ANY or RL_CPU_NEAR and no idle CPU, run it next on the CPU that
+	 * applies the decision (usually the one the worker leaves), unless a task
+	 * waits there already or the shared DSQ's first task has waited a maximum
+	 * slice (docs/design.md, "A woken task when no CPU is idle").
 	 */
 	RL_PREEMPT = 1 << 0,
 };
