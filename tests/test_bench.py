@@ -25,6 +25,12 @@ CYCLICTEST = ("# /dev/cpu_dma_latency set to 0us\n"
               "T: 1 (  555) P: 0 I:1500 C:   1512 Min:     11 Act: 3681 Avg:  875 Max:   11552\n")
 
 
+
+def hot_run(mode: str, rate: float, ns_per_dispatch: float) -> dict:
+    """One hot-path record of round 1, as bench_workloads writes it."""
+    return {"round": 1, "mode": mode, "ok": True, "dispatches_per_s": rate,
+            "worker_cpu_ns_per_dispatch": ns_per_dispatch, "worker_cpu_share": 0.3, "user_share": 0.95}
+
 def test_parsers_read_the_tools_outputs():
     assert bw.parse_hackbench(HACKBENCH) == {"seconds": 0.205}
     assert bw.parse_messaging(MESSAGING) == {"seconds": 0.555}
@@ -87,10 +93,7 @@ def test_the_report_orients_ratios_so_above_one_is_better_and_counts_failures():
     runs += [run(1, "pyland fifo", hb, 1.0), run(2, "pyland fifo", hb, 1.2), run(3, "pyland fifo", hb, 0.9)]
     runs += [run(1, "pyland fifo", cpu, 50.0), run(2, "pyland fifo", cpu, error="the scheduler was detached"),
              run(3, "pyland fifo", cpu, 70.0)]
-    hot = [{"round": 1, "mode": "ceiling", "ok": True, "dispatches_per_s": 1000.0,
-            "worker_cpu_ns_per_dispatch": 10_000.0, "worker_cpu_share": 0.1, "user_share": 0.99},
-           {"round": 1, "mode": "fifo", "ok": True, "dispatches_per_s": 500.0,
-            "worker_cpu_ns_per_dispatch": 30_000.0, "worker_cpu_share": 0.2, "user_share": 0.98}]
+    hot = [hot_run("ceiling", 1000.0, 10_000.0), hot_run("fifo", 500.0, 30_000.0)]
     text = bench_report.report({"meta": dict(META, command="scripts/bench"), "runs": runs, "hot_path": hot},
                                "", "benchmarks")
     # hackbench: time halved is twice as good; stress-ng: 60 ops/s of 100 is 0.6.
@@ -193,10 +196,8 @@ def test_the_report_compares_each_pyland_policy_with_scx_userland():
             run(1, "scx_userland", hb, 1.6), run(1, "scx_userland", cpu, 80.0),
             run(1, "pyland fifo", hb, 0.8), run(1, "pyland fifo", cpu, 120.0),
             run(1, "pyland rustland", hb, error="did not finish within 180 s"), run(1, "pyland rustland", cpu, 40.0)]
-    hot = [{"round": 1, "mode": m, "ok": True, "dispatches_per_s": rate, "worker_cpu_ns_per_dispatch": ns,
-            "worker_cpu_share": 0.3, "user_share": 0.95}
-           for m, rate, ns in (("ceiling", 1000.0, 10_000.0), ("fifo", 500.0, 30_000.0),
-                               ("scx_userland", 800.0, 20_000.0))]
+    hot = [hot_run("ceiling", 1000.0, 10_000.0), hot_run("fifo", 500.0, 30_000.0),
+           hot_run("scx_userland", 800.0, 20_000.0)]
     text = bench_report.report({"meta": dict(META, command="scripts/bench"), "runs": runs, "hot_path": hot},
                                "", "benchmarks")
     assert "| workload | metric | EEVDF | scx_userland | pyland fifo | pyland rustland |" in text
