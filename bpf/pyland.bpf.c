@@ -48,6 +48,12 @@ _Static_assert((u64)ENQ_WAKEUP == (u64)SCX_ENQ_WAKEUP, "intf.h's ENQ_WAKEUP is t
  */
 #define WORKER_STALL_NS	(250ULL * 1000 * 1000)
 
+/*
+ * A wake-up preempts a CPU for the worker only if the task running there has
+ * used this much CPU since it last slept: a CPU hog (wake_worker()).
+ */
+#define PREEMPT_BURST_NS	(2ULL * 1000 * 1000)
+
 /* Settings user space fills before load. */
 const volatile u64 slice_ns = 20ULL * 1000 * 1000;	/* default time slice */
 const volatile bool smt_enabled;			/* some core has several CPUs */
@@ -84,6 +90,13 @@ u64 nr_worker_preempts;		/* CPUs preempted so that the worker places a woken tas
 u32 worker_needed;
 /* A CPU was preempted for the worker, which has not run since (wake_worker()). */
 u32 worker_kicked;
+/*
+ * When the burst of the task on each CPU began (ns): when it started running
+ * less the CPU time it had used since it last slept. Written by that CPU's
+ * ops.running, read racily by wake_worker() on any CPU: a stale value moves
+ * one preemption to the next wake-up.
+ */
+u64 cpu_burst_start[MAX_CPUS];
 /*
  * Whether the worker is on a CPU, and the CPU it last ran on. Written only from
  * the worker's own ops.running/ops.stopping, which the kernel serializes for one
@@ -350,6 +363,14 @@ static s32 pick_idle_online(const struct task_struct *p)
 	return tmp ? pick_idle_in(p, domain_of(DOMAIN_ONLINE, 0), tmp, 0) : -1;
 }
 
+/* CPU time the task on @cpu has used since it last slept (ns); 0 if out of range. */
+static u64 cpu_burst_ns(s32 cpu)
+{
+	if (cpu < 0 || cpu >= MAX_CPUS)
+		return 0;
+	return scx_bpf_now() - READ_ONCE(cpu_burst_start[cpu]);
+}
+
 /*
  * Make sure the worker gets a CPU soon, as a task was just queued for it (or it
  * woke up): unless it is running already, kick an idle CPU that the *worker* may
@@ -362,14 +383,20 @@ static s32 pick_idle_online(const struct task_struct *p)
  * preempt that CPU instead, the one the task woke on, as the kernel's own
  * scheduler preempts for a waking task whose deadline is earlier. The task that
  * ran there is queued to the worker again and placed in the same cycle. Once per
- * worker run (worker_kicked): later wake-ups find it on its way.
+ * worker run (worker_kicked): later wake-ups find it on its way. Only a CPU hog
+ * is preempted, a task that has used PREEMPT_BURST_NS since it last slept: a task
+ * in a short burst gives the CPU up soon by itself, and is often the very kind
+ * the preemption serves (a woken task that runs next on the CPU the worker left,
+ * itself preempted by the next wake-up); sparing those took cyclictest beside
+ * CPU hogs from 3.0 to 2.2 ms (docs/design.md).
  *
  * Races: worker_running may still read true while the worker stops; the worker's
  * CPU then sees the new record, in ops.dispatch or when it enqueues the worker
  * (pyland_enqueue kicks it), so the record is not missed. A preempted CPU may run
  * something else first (a kernel thread, a task placed there): worker_kicked then
  * stays set until the worker runs, which it does when some slice ends, as without
- * the preemption.
+ * the preemption. cpu_burst_start may be a moment stale (the CPU switching
+ * tasks): one preemption is then made or skipped wrongly, once.
  */
 static void wake_worker(s32 preempt_cpu)
 {
@@ -389,6 +416,7 @@ static void wake_worker(s32 preempt_cpu)
 	if (cpu >= 0) {
 		kick_cpu(cpu, SCX_KICK_IDLE);
 	} else if (may_preempt && !cpu_rt_busy(preempt_cpu) &&
+		   cpu_burst_ns(preempt_cpu) >= PREEMPT_BURST_NS &&
 		   !__sync_lock_test_and_set(&worker_kicked, 1)) {
 		kick_cpu(preempt_cpu, SCX_KICK_PREEMPT);
 		stat_inc(&nr_worker_preempts);
@@ -816,13 +844,17 @@ void BPF_STRUCT_OPS(pyland_runnable, struct task_struct *p, u64 enq_flags)
 void BPF_STRUCT_OPS(pyland_running, struct task_struct *p)
 {
 	struct task_ctx *tctx = lookup_task_ctx(p);
+	s32 cpu = scx_bpf_task_cpu(p);
+	u64 now = scx_bpf_now();
 
 	if (tctx)
-		tctx->start_ts = scx_bpf_now();
+		tctx->start_ts = now;
+	if (cpu >= 0 && cpu < MAX_CPUS)
+		WRITE_ONCE(cpu_burst_start[cpu], now - (tctx ? tctx->exec_runtime : 0));
 	if (is_worker(p)) {
-		WRITE_ONCE(worker_last_run, scx_bpf_now());
+		WRITE_ONCE(worker_last_run, now);
 		WRITE_ONCE(worker_running, true);
-		WRITE_ONCE(worker_cpu, scx_bpf_task_cpu(p));
+		WRITE_ONCE(worker_cpu, cpu);
 		WRITE_ONCE(worker_kicked, 0);
 	}
 	__sync_fetch_and_add(&nr_running, 1);
