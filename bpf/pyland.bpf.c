@@ -385,7 +385,7 @@ static u64 cpu_burst_ns(s32 cpu)
  * ran there is queued to the worker again and placed in the same cycle. Once per
  * worker run (worker_kicked): later wake-ups find it on its way. Only a CPU hog
  * is preempted, a task that has used PREEMPT_BURST_NS since it last slept: a task
- * in a short burst gives the CPU up soon by itself, and is often the very kind
+ * in a short burst gives the CPU up soon by itself, and may be the very kind
  * the preemption serves (a woken task that runs next on the CPU the worker left,
  * itself preempted by the next wake-up); sparing those took cyclictest beside
  * CPU hogs from 3.0 to 2.2 ms (docs/design.md).
