@@ -25,11 +25,11 @@ CYCLICTEST = ("# /dev/cpu_dma_latency set to 0us\n"
               "T: 1 (  555) P: 0 I:1500 C:   1512 Min:     11 Act: 3681 Avg:  875 Max:   11552\n")
 
 
-
 def hot_run(mode: str, rate: float, ns_per_dispatch: float) -> dict:
     """One hot-path record of round 1, as bench_workloads writes it."""
     return {"round": 1, "mode": mode, "ok": True, "dispatches_per_s": rate,
             "worker_cpu_ns_per_dispatch": ns_per_dispatch, "worker_cpu_share": 0.3, "user_share": 0.95}
+
 
 def test_parsers_read_the_tools_outputs():
     assert bw.parse_hackbench(HACKBENCH) == {"seconds": 0.205}
