@@ -39,6 +39,8 @@ enum pyland_consts {
 	EXIT_DUMP_MAX = 32768,
 	/* Tasks one run of the select_cpus syscall program handles. */
 	SELECT_BATCH_MAX = 256,
+	/* Entries of the BPF side's custody queue (tasks queued to the worker). */
+	CUSTODY_MAX = 65536,
 };
 
 /* Cache-domain levels of the idle-CPU masks (see enable_sibling_cpu). */

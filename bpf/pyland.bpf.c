@@ -47,6 +47,10 @@ _Static_assert((u64)ENQ_WAKEUP == (u64)SCX_ENQ_WAKEUP, "intf.h's ENQ_WAKEUP is t
  * kill -CONT, a debugger) is a task too, and must not wait for the worker.
  */
 #define WORKER_STALL_NS	(250ULL * 1000 * 1000)
+/* How often the custody watch looks while tasks wait for the worker. */
+#define CUSTODY_WATCH_NS	(WORKER_STALL_NS / 2)
+/* Custody entries one look examines at most (a bounded loop on a hot path). */
+#define CUSTODY_SCAN	16
 
 /*
  * A wake-up preempts a CPU for the worker only if the task running there has
@@ -58,6 +62,11 @@ _Static_assert((u64)ENQ_WAKEUP == (u64)SCX_ENQ_WAKEUP, "intf.h's ENQ_WAKEUP is t
 const volatile u64 slice_ns = 20ULL * 1000 * 1000;	/* default time slice */
 const volatile bool smt_enabled;			/* some core has several CPUs */
 const volatile bool direct_dispatch = true;		/* select_cpu may dispatch to an idle CPU */
+/*
+ * How long a record may wait unread in `queued` before the BPF side serves its
+ * task itself (the worker is overloaded); 0: never (--max-user-wait-ms).
+ */
+const volatile u64 max_user_wait_ns = 50ULL * 1000 * 1000;
 
 /* The worker's global tgid, set by the register_worker syscall program. */
 u32 worker_tgid;
@@ -80,6 +89,7 @@ u64 nr_bounce_dispatches;	/* worker decisions for a CPU the task may not use */
 u64 nr_failed_dispatches;	/* worker decisions for a task that is gone */
 u64 nr_sched_congested;		/* tasks that found `queued` full */
 u64 nr_worker_preempts;		/* CPUs preempted so that the worker places a woken task */
+u64 nr_custody_dispatches;	/* tasks queued to the worker, dispatched here: it did not run or fell behind */
 
 /*
  * Set (to 1) when the worker must run even with no task waiting: it woke from a
@@ -88,6 +98,13 @@ u64 nr_worker_preempts;		/* CPUs preempted so that the worker places a woken tas
  * that races with that clear is lost, harmlessly: the worker is about to run.
  */
 u32 worker_needed;
+/*
+ * Tasks this CPU's current ops.dispatch call has inserted into its own local DSQ
+ * (insert_busy()): they sit in the kernel's dispatch buffer until the call returns,
+ * where scx_bpf_dsq_nr_queued() does not see them. Only that CPU's ops.dispatch
+ * writes and reads its entry (under its rq lock).
+ */
+u32 nr_local_next[MAX_CPUS];
 /* A CPU was preempted for the worker, which has not run since (wake_worker()). */
 u32 worker_kicked;
 /*
@@ -142,6 +159,12 @@ struct task_ctx {
 	u64 exec_runtime;
 	u64 enq_cnt;
 	u64 shared_ts;		/* when it was last inserted into SHARED_DSQ */
+	/*
+	 * The newest enqueue generation dispatched, by the worker's decision or by
+	 * the BPF side from custody; claimed with a compare-and-swap, so exactly one
+	 * of the two dispatches each generation (claim_generation()).
+	 */
+	u64 dispatched_cnt;
 };
 
 struct {
@@ -150,6 +173,40 @@ struct {
 	__type(key, int);
 	__type(value, struct task_ctx);
 } task_ctx_stor SEC(".maps");
+
+/*
+ * Custody: every task queued to the worker, in the order queued, until the BPF side
+ * sees it decided. The worker may stop, die or fall behind; the BPF side then
+ * serves the tasks it holds itself (serve_custody()). Entries are never removed
+ * when a decision arrives: one that reaches the head is dropped if its task is
+ * gone or its generation dispatched (lazy deletion), so each task costs one push
+ * and one pop. docs/design.md, "Custody".
+ */
+struct custody_entry {
+	s32 pid;
+	u32 _pad;
+	u64 enq_cnt;		/* the generation queued */
+	u64 queued_at;		/* when (ns) */
+	u64 ring_end;		/* `queued`'s producer position after its record: read once the
+				   consumer position reaches it */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_QUEUE);
+	__uint(max_entries, CUSTODY_MAX);
+	__type(value, struct custody_entry);
+} custody SEC(".maps");
+
+/* One CPU at a time examines custody's head (custody_look()); the others skip. */
+u32 custody_busy;
+/* The custody watch timer is armed (custody_watch_fn()). */
+u32 custody_watch_armed;
+/*
+ * A record has waited unread in `queued` longer than max_user_wait_ns: the worker
+ * is behind, and new tasks are dispatched here until it catches up. Written by
+ * custody_look() (one CPU at a time), read racily: a moment stale either way.
+ */
+bool worker_behind;
 
 /*
  * Cache domains: for each level and CPU, the CPUs sharing that level with it, key
@@ -191,6 +248,13 @@ struct {
 	__type(key, u32);
 	__type(value, struct heartbeat);
 } heartbeat_timer SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, u32);
+	__type(value, struct heartbeat);
+} custody_timer SEC(".maps");
 
 static void stat_inc(u64 *counter)
 {
@@ -262,6 +326,34 @@ static bool cpu_rt_busy(s32 cpu)
 	const struct rq *rq = bpf_per_cpu_ptr(&runqueues, cpu);
 
 	return rq && rq->rt.rt_nr_running;
+}
+
+/*
+ * Whether a higher class than ours holds @cpu: a real-time task (cpu_rt_busy()),
+ * or any, a deadline task too, when this enqueue is ops.cpu_release's
+ * re-enqueue of the CPU's local DSQ (SCX_ENQ_REENQ): the kernel calls it as the
+ * higher class takes the CPU.
+ */
+static bool higher_class_holds(s32 cpu, u64 enq_flags)
+{
+	return (enq_flags & SCX_ENQ_REENQ) || cpu_rt_busy(cpu);
+}
+
+/*
+ * @p may run only on @cpu, which a higher class holds: into @cpu's own DSQ, which
+ * its ops.dispatch drains when sched_ext gets the CPU back (or its ext_server
+ * picks), not into its local DSQ. The kernel re-enqueues a local DSQ each time a
+ * higher class takes the CPU (ops.cpu_release), and counts each time: a task
+ * sent straight back there every time was re-enqueued 257 times without running
+ * beside deadline hogs and the kernel ejected the scheduler (its reenqueue limit).
+ * Kernel threads go first (vtime 0); others at the vtime the worker gave them.
+ */
+static void keep_on_cpu(struct task_struct *p, s32 cpu, u64 enq_flags)
+{
+	if (cpu >= 0 && cpu < MAX_CPUS)
+		dsq_insert_vtime(p, cpu, slice_ns, is_kthread(p) ? 0 : p->scx.dsq_vtime, enq_flags);
+	else
+		dsq_insert(p, SCX_DSQ_LOCAL, slice_ns, enq_flags);
 }
 
 static const struct cpumask *cast_mask(struct bpf_cpumask *mask)
@@ -453,8 +545,9 @@ static void insert_on_cpu(struct task_struct *p, s32 cpu, u64 slice, u64 vtime, 
 /*
  * Whether @p may run next on this CPU, which is in ops.dispatch applying the
  * worker's decisions (usually the CPU the worker is leaving):
- * - nothing waits in its local DSQ yet: one task at a time takes this way, so
- *   that a burst of wake-ups is not piled on one CPU;
+ * - nothing waits in its local DSQ yet, counting what this ops.dispatch call put
+ *   there (nr_local_next): one task at a time takes this way, so that a burst of
+ *   wake-ups is not piled on one CPU;
  * - the first task of the shared DSQ has waited there less than a maximum slice:
  *   then the shared DSQ takes the new task too, in vtime order. This bounds how
  *   long tasks there are overtaken. Without it, each new wake-up went ahead of
@@ -470,10 +563,11 @@ static bool may_run_here_next(const struct task_struct *p)
 {
 	struct task_struct *first;
 	struct task_ctx *fctx;
+	u32 cpu = bpf_get_smp_processor_id();
 	bool young = true;
 
-	if (!can_iterate_dsqs() || !bpf_cpumask_test_cpu(bpf_get_smp_processor_id(), p->cpus_ptr) ||
-	    scx_bpf_dsq_nr_queued(SCX_DSQ_LOCAL))
+	if (!can_iterate_dsqs() || cpu >= MAX_CPUS || !bpf_cpumask_test_cpu(cpu, p->cpus_ptr) ||
+	    nr_local_next[cpu] || scx_bpf_dsq_nr_queued(SCX_DSQ_LOCAL))
 		return false;
 	bpf_for_each(scx_dsq, first, SHARED_DSQ, 0) {
 		fctx = lookup_task_ctx(first);
@@ -499,10 +593,15 @@ static void insert_shared(struct task_struct *p, u64 slice, u64 vtime, u64 enq_f
  */
 static void insert_busy(struct task_struct *p, u64 slice, u64 vtime, u64 enq_flags)
 {
-	if ((enq_flags & SCX_ENQ_PREEMPT) && may_run_here_next(p))
+	u32 cpu = bpf_get_smp_processor_id();
+
+	if ((enq_flags & SCX_ENQ_PREEMPT) && may_run_here_next(p)) {
 		dsq_insert(p, SCX_DSQ_LOCAL, slice, 0);
-	else
+		if (cpu < MAX_CPUS)
+			nr_local_next[cpu]++;
+	} else {
 		insert_shared(p, slice, vtime, enq_flags);
+	}
 }
 
 /* Run @p on any CPU it may use: an idle one if there is one, else insert_busy(). */
@@ -543,10 +642,170 @@ static u64 task_weight(const struct task_struct *p)
 	return p->policy == SCHED_IDLE ? 1 : p->scx.weight;
 }
 
+/*
+ * Claim generation @enq_cnt of a task for dispatching: true for exactly one of the
+ * worker's decision and the BPF side's own service (serve_entry()), whichever
+ * comes first; the other is cancelled. dispatched_cnt only grows. Retries a CAS
+ * lost to a concurrent claim of another generation; after a few, it lets both go:
+ * the kernel drops the second insert of one enqueue (its qseq), so that costs a
+ * count, never a task.
+ */
+static bool claim_generation(struct task_ctx *tctx, u64 enq_cnt)
+{
+	u64 old;
+	int i;
+
+	bpf_for(i, 0, 4) {
+		old = READ_ONCE(tctx->dispatched_cnt);
+		if (old >= enq_cnt)
+			return false;
+		if (__sync_val_compare_and_swap(&tctx->dispatched_cnt, old, enq_cnt) == old)
+			return true;
+	}
+	return true;
+}
+
+enum custody_state {
+	NOT_HELD,	/* gone, queued again since, or dispatched: drop the entry */
+	HELD_READ,	/* the worker read the record; the policy holds the task */
+	HELD_UNREAD,	/* the record waits in `queued` */
+};
+
+/*
+ * What became of @e's task. Race: a pid reused by a new task whose generation
+ * happens to match reads as held; serving it then inserts a task that is not in
+ * our custody, which the kernel ignores.
+ */
+static enum custody_state custody_state(const struct custody_entry *e, u64 cons_pos)
+{
+	struct task_struct *p = bpf_task_from_pid(e->pid);
+	struct task_ctx *tctx;
+	enum custody_state state = NOT_HELD;
+
+	if (!p)
+		return NOT_HELD;
+	tctx = lookup_task_ctx(p);
+	if (tctx && tctx->enq_cnt == e->enq_cnt && READ_ONCE(tctx->dispatched_cnt) < e->enq_cnt)
+		state = cons_pos >= e->ring_end ? HELD_READ : HELD_UNREAD;
+	bpf_task_release(p);
+	return state;
+}
+
+/*
+ * Dispatch @e's task here (ops.dispatch only), as the worker would with no
+ * particular wish: an idle CPU, else the shared DSQ at the vtime the worker gave
+ * it last. A decision for it that arrives later is cancelled (claim_generation()).
+ * Race: the task queued again between our claim and insert: the insert is taken
+ * back, as dispatch_task() does.
+ */
+static void serve_entry(const struct custody_entry *e)
+{
+	struct task_struct *p = bpf_task_from_pid(e->pid);
+	struct task_ctx *tctx;
+
+	if (!p)
+		return;
+	tctx = lookup_task_ctx(p);
+	if (tctx && tctx->enq_cnt == e->enq_cnt && claim_generation(tctx, e->enq_cnt)) {
+		insert_anywhere(p, slice_ns, p->scx.dsq_vtime, 0);
+		if (tctx->enq_cnt != e->enq_cnt)
+			scx_bpf_dispatch_cancel();
+		else
+			stat_inc(&nr_custody_dispatches);
+	}
+	bpf_task_release(p);
+}
+
+/*
+ * Look at custody from its head, the oldest entry, CUSTODY_SCAN entries at most:
+ * - drop the entries no longer held (lazy deletion);
+ * - with @serve (ops.dispatch, which has dispatch slots), dispatch every task
+ *   held while the worker does not run (worker_unresponsive()), and every task
+ *   whose record has waited unread longer than max_user_wait_ns;
+ * - move a task the policy holds (record read) to the tail: its wait is the
+ *   policy's choice, bounded by the worker's rescue and, if the worker stops,
+ *   by the first rule; the records behind it are what tells whether the worker
+ *   is behind.
+ * Sets worker_behind: a record has waited unread longer than max_user_wait_ns.
+ * One CPU at a time (custody_busy): a CPU that finds it busy returns the last
+ * verdict. Only the CPU holding custody_busy pops, so the entry it popped is the
+ * one it peeked; other CPUs push at the tail meanwhile. A held entry that finds
+ * custody full when moved to the tail is lost: its task then waits for the
+ * worker, as before custody existed.
+ */
+static bool custody_look(bool serve)
+{
+	struct custody_entry e;
+	bool stalled, overdue, behind = false;
+	u64 cons_pos, now;
+	int i;
+
+	if (__sync_lock_test_and_set(&custody_busy, 1))
+		return READ_ONCE(worker_behind);
+	stalled = worker_unresponsive();
+	cons_pos = bpf_ringbuf_query(&queued, BPF_RB_CONS_POS);
+	now = scx_bpf_now();
+	bpf_for(i, 0, CUSTODY_SCAN) {
+		enum custody_state state;
+
+		if (bpf_map_peek_elem(&custody, &e))
+			break;
+		state = custody_state(&e, cons_pos);
+		overdue = state == HELD_UNREAD && max_user_wait_ns &&
+			  now - e.queued_at > max_user_wait_ns;
+		behind |= overdue;
+		if (state == NOT_HELD) {
+			bpf_map_pop_elem(&custody, &e);
+		} else if (serve && (stalled || overdue)) {
+			if (scx_bpf_dispatch_nr_slots() < 2)
+				break;	/* keep a slot for this CPU's own pick */
+			bpf_map_pop_elem(&custody, &e);
+			serve_entry(&e);
+		} else if (state == HELD_READ) {
+			bpf_map_pop_elem(&custody, &e);
+			bpf_map_push_elem(&custody, &e, 0);
+		} else {
+			break;	/* the oldest unread record, young enough */
+		}
+	}
+	WRITE_ONCE(worker_behind, behind);
+	__sync_fetch_and_and(&custody_busy, 0);
+	return behind;
+}
+
+/* New tasks skip the worker while it is behind (custody_look()). */
+static bool worker_is_behind(void)
+{
+	if (!max_user_wait_ns || !READ_ONCE(nr_queued)) {
+		WRITE_ONCE(worker_behind, false);
+		return false;
+	}
+	return custody_look(false);
+}
+
+/*
+ * Make sure some CPU looks at custody soon while tasks wait for the worker: the
+ * watch fires every CUSTODY_WATCH_NS while the worker has work and, if it must
+ * be served (the worker stopped or behind), kicks an idle CPU, whose ops.dispatch
+ * serves it; busy CPUs get there when a slice ends. Armed by queue_to_user().
+ */
+static void arm_custody_watch(void)
+{
+	u32 key = 0;
+	struct heartbeat *t;
+
+	if (READ_ONCE(custody_watch_armed) || __sync_lock_test_and_set(&custody_watch_armed, 1))
+		return;
+	t = bpf_map_lookup_elem(&custody_timer, &key);
+	if (t)
+		bpf_timer_start(&t->timer, CUSTODY_WATCH_NS, 0);
+}
+
 /* Send @p to the worker. False if the ring is full. */
 static bool queue_to_user(struct task_struct *p, u64 enq_flags)
 {
 	struct task_ctx *tctx = lookup_task_ctx(p);
+	struct custody_entry entry = {};
 	struct queued_task *task;
 
 	if (!tctx)
@@ -567,10 +826,26 @@ static bool queue_to_user(struct task_struct *p, u64 enq_flags)
 	task->enq_cnt = ++tctx->enq_cnt;
 	__builtin_memcpy(task->comm, p->comm, PYLAND_COMM_LEN);
 
+	/*
+	 * Into custody before the worker can see the record. The producer position
+	 * read now is at or past the record's end (another CPU may have reserved
+	 * after us): the record may be judged unread a moment longer, never shorter.
+	 * Custody full: the task stays in the kernel, as with a full ring.
+	 */
+	entry.pid = p->pid;
+	entry.enq_cnt = task->enq_cnt;
+	entry.queued_at = scx_bpf_now();
+	entry.ring_end = bpf_ringbuf_query(&queued, BPF_RB_PROD_POS);
+	if (bpf_map_push_elem(&custody, &entry, 0)) {
+		bpf_ringbuf_discard(task, BPF_RB_NO_WAKEUP);
+		return false;
+	}
+
 	/* Count before submitting: the worker subtracts what it reads, never below 0. */
 	stat_inc(&nr_queued);
 	/* No wake-up: the worker polls; wake_worker() gets it a CPU instead. */
 	bpf_ringbuf_submit(task, BPF_RB_NO_WAKEUP);
+	arm_custody_watch();
 	return true;
 }
 
@@ -622,7 +897,8 @@ s32 BPF_STRUCT_OPS(pyland_select_cpu, struct task_struct *p, s32 prev_cpu, u64 w
 	 * worker would (and without the round trip). The worker never goes this way:
 	 * it runs from its own DSQ.
 	 */
-	if (direct_dispatch && !is_worker(p) && (!worker_has_work() || worker_unresponsive())) {
+	if (direct_dispatch && !is_worker(p) &&
+	    (!worker_has_work() || worker_unresponsive() || READ_ONCE(worker_behind))) {
 		dsq_insert(p, SCX_DSQ_LOCAL, slice_ns, 0);
 		stat_inc(&nr_direct_dispatches);
 	}
@@ -647,6 +923,8 @@ void BPF_STRUCT_OPS(pyland_enqueue, struct task_struct *p, u64 enq_flags)
 	if (is_kthread(p)) {
 		if (p->nr_cpus_allowed > 1)
 			dsq_insert(p, KTHREAD_DSQ, slice_ns, enq_flags);
+		else if (higher_class_holds(cpu, enq_flags))
+			keep_on_cpu(p, cpu, enq_flags);
 		else
 			dsq_insert(p, SCX_DSQ_LOCAL, slice_ns, enq_flags);
 		stat_inc(&nr_kernel_dispatches);
@@ -654,20 +932,25 @@ void BPF_STRUCT_OPS(pyland_enqueue, struct task_struct *p, u64 enq_flags)
 	}
 
 	/*
-	 * A real-time task holds @p's CPU, whose ext_server may pick at any moment
-	 * and must find @p (see cpu_rt_busy()): keep it in the kernel, on that CPU
-	 * if it may run nowhere else, else on an idle CPU or the shared DSQ.
+	 * A real-time or deadline task holds @p's CPU, whose ext_server may pick at
+	 * any moment and must find @p (see cpu_rt_busy()): keep it in the kernel, on
+	 * that CPU if it may run nowhere else, else on an idle CPU or the shared DSQ.
 	 */
-	if (cpu_rt_busy(cpu)) {
+	if (higher_class_holds(cpu, enq_flags)) {
 		if (p->nr_cpus_allowed == 1)
-			dsq_insert(p, SCX_DSQ_LOCAL, slice_ns, enq_flags);
+			keep_on_cpu(p, cpu, enq_flags);
 		else
 			insert_anywhere(p, slice_ns, p->scx.dsq_vtime, enq_flags);
 		stat_inc(&nr_rt_dispatches);
 		return;
 	}
 
-	if (worker_unresponsive()) {
+	/*
+	 * The worker does not run (stopped, blocked, starved) or is behind: @p does
+	 * not wait for it. Whatever would end a pause (a shell's kill -CONT, a
+	 * debugger) is a task too.
+	 */
+	if (worker_unresponsive() || worker_is_behind()) {
 		insert_anywhere(p, slice_ns, p->scx.dsq_vtime, enq_flags);
 		stat_inc(&nr_stalled_dispatches);
 		return;
@@ -704,6 +987,18 @@ static void dispatch_task(const struct dispatched_task *rec)
 		/* The task exited while the worker held it. */
 		stat_inc(&nr_failed_dispatches);
 		release_claimed_cpu(rec->cpu);
+		return;
+	}
+
+	/*
+	 * The BPF side served this generation from custody already (the worker
+	 * stopped or fell behind), or a newer one was dispatched: cancelled.
+	 */
+	tctx = lookup_task_ctx(p);
+	if (tctx && !claim_generation(tctx, rec->enq_cnt)) {
+		stat_inc(&nr_cancel_dispatches);
+		release_claimed_cpu(rec->cpu);
+		bpf_task_release(p);
 		return;
 	}
 
@@ -767,6 +1062,8 @@ void BPF_STRUCT_OPS(pyland_dispatch, s32 cpu, struct task_struct *prev)
 		scx_bpf_error("debug: error requested by user space (--debug-bpf-error-after)");
 		return;
 	}
+	if (cpu >= 0 && cpu < MAX_CPUS)
+		nr_local_next[cpu] = 0;
 
 	/*
 	 * -EBUSY: another CPU is draining right now. What it misses (sent after
@@ -775,6 +1072,12 @@ void BPF_STRUCT_OPS(pyland_dispatch, s32 cpu, struct task_struct *prev)
 	err = bpf_user_ringbuf_drain(&dispatched, dispatch_one, NULL, 0);
 	if (err < 0 && err != -EBUSY)
 		stat_inc(&nr_drain_errors);
+
+	/*
+	 * Tasks that wait for a worker that does not run, or wait unread too long:
+	 * this CPU serves them (custody_look()), into idle CPUs or the shared DSQ.
+	 */
+	custody_look(true);
 
 	/* Kernel threads first: the worker may be waiting for one. */
 	if (dsq_move_to_local(KTHREAD_DSQ))
@@ -942,6 +1245,46 @@ out:
 	return 0;
 }
 
+/*
+ * The custody watch (arm_custody_watch()). Races: a task queued between the last
+ * look at the worker's work and the clear of custody_watch_armed found the watch
+ * armed and did not arm it: look again after the clear.
+ */
+static int custody_watch_fn(void *map, int *key, struct bpf_timer *timer)
+{
+	struct bpf_cpumask *online;
+	s32 cpu;
+
+	if (can_kick_cpus() && (worker_unresponsive() || READ_ONCE(worker_behind))) {
+		/* A timer callback is no RCU read section by itself (6.16 insists). */
+		bpf_rcu_read_lock();
+		online = domain_of(DOMAIN_ONLINE, 0);
+		cpu = online ? scx_bpf_pick_idle_cpu(cast_mask(online), 0) : -1;
+		if (cpu >= 0 && cpu < MAX_CPUS)
+			kick_cpu(cpu, SCX_KICK_IDLE);
+		bpf_rcu_read_unlock();
+	}
+	if (worker_has_work()) {
+		bpf_timer_start(timer, CUSTODY_WATCH_NS, 0);
+		return 0;
+	}
+	WRITE_ONCE(custody_watch_armed, 0);
+	if (worker_has_work() && !__sync_lock_test_and_set(&custody_watch_armed, 1))
+		bpf_timer_start(timer, CUSTODY_WATCH_NS, 0);
+	return 0;
+}
+
+static s32 init_custody_watch(void)
+{
+	u32 key = 0;
+	struct bpf_timer *timer = bpf_map_lookup_elem(&custody_timer, &key);
+
+	if (!timer)
+		return -ENOENT;
+	bpf_timer_init(timer, &custody_timer, CLOCK_BOOTTIME);
+	return bpf_timer_set_callback(timer, custody_watch_fn);
+}
+
 static s32 start_heartbeat(void)
 {
 	u32 key = 0;
@@ -976,7 +1319,7 @@ s32 BPF_STRUCT_OPS_SLEEPABLE(pyland_init)
 		scx_bpf_error("cannot create the shared, worker and kernel-thread DSQs: %d", err);
 		return err;
 	}
-	return start_heartbeat();
+	return init_custody_watch() ?: start_heartbeat();
 }
 
 void BPF_STRUCT_OPS(pyland_exit, struct scx_exit_info *ei)

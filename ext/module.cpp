@@ -298,7 +298,8 @@ NB_MODULE(_bpf, m) {
         .def_ro("nr_sent", &Counters::nr_sent)
         .def_ro("nr_received", &Counters::nr_received)
         .def_ro("nr_drain_errors", &Counters::nr_drain_errors)
-        .def_ro("nr_worker_preempts", &Counters::nr_worker_preempts);
+        .def_ro("nr_worker_preempts", &Counters::nr_worker_preempts)
+        .def_ro("nr_custody_dispatches", &Counters::nr_custody_dispatches);
 
     nb::class_<ExitInfo>(m, "ExitInfo", "What the kernel said when the scheduler left.")
         .def_ro("kind", &ExitInfo::kind, "enum scx_exit_kind.")
@@ -314,13 +315,14 @@ NB_MODULE(_bpf, m) {
         .def("__init__",
              [](PyScheduler *s, uint64_t slice_ns, uint32_t timeout_ms, uint32_t exit_dump_len, bool partial,
                 bool verbose, std::string name, bool smt_enabled, bool direct_dispatch,
-                std::vector<std::tuple<int, int, std::vector<int>>> domains) {
+                std::vector<std::tuple<int, int, std::vector<int>>> domains, uint64_t max_user_wait_ns) {
                  new (s) PyScheduler(Options{slice_ns, timeout_ms, exit_dump_len, partial, verbose, name,
-                                             smt_enabled, direct_dispatch, std::move(domains)});
+                                             smt_enabled, direct_dispatch, max_user_wait_ns, std::move(domains)});
              },
              nb::kw_only(), "slice_ns"_a = 20'000'000, "timeout_ms"_a = 5000, "exit_dump_len"_a = 0,
              "partial"_a = false, "verbose"_a = false, "name"_a = "pyland", "smt_enabled"_a = false,
-             "direct_dispatch"_a = true, "domains"_a = std::vector<std::tuple<int, int, std::vector<int>>>{})
+             "direct_dispatch"_a = true, "domains"_a = std::vector<std::tuple<int, int, std::vector<int>>>{},
+             "max_user_wait_ns"_a = 50'000'000)
         .def("dequeue",
              [](PyScheduler &s, size_t max) {
                  s.queued.clear();

@@ -238,6 +238,7 @@ void Scheduler::load(const Options &options) {
     skel_->rodata->slice_ns = options.slice_ns;
     skel_->rodata->smt_enabled = options.smt_enabled;
     skel_->rodata->direct_dispatch = options.direct_dispatch;
+    skel_->rodata->max_user_wait_ns = options.max_user_wait_ns;
 
     // The kernel accepts only [A-Za-z0-9_.] in the name; the version tells which
     // scx_pyland is attached (root/ops).
@@ -498,6 +499,7 @@ Counters Scheduler::counters() const {
         load(bss->nr_bounce_dispatches), load(bss->nr_failed_dispatches), load(bss->nr_sched_congested),
         load(bss->nr_direct_dispatches), load(bss->nr_rt_dispatches), load(bss->nr_stalled_dispatches),
         load(bss->nr_sent), load(bss->nr_received), load(bss->nr_drain_errors), load(bss->nr_worker_preempts),
+        load(bss->nr_custody_dispatches),
     };
 }
 

@@ -60,6 +60,7 @@ struct Options {
     std::string name = "pyland";      // ops name, before the version suffix
     bool smt_enabled = false;         // some core has several CPUs
     bool direct_dispatch = true;      // select_cpu may dispatch to an idle CPU itself
+    uint64_t max_user_wait_ns = 50'000'000;  // a record unread longer: the BPF side serves it (0: never)
     // Cache domains for idle selection: (level, cpu, the CPUs sharing it), see intf.h.
     std::vector<std::tuple<int, int, std::vector<int>>> domains;
 };
@@ -69,7 +70,7 @@ struct Counters {
     uint64_t nr_user_dispatches, nr_kernel_dispatches, nr_cancel_dispatches;
     uint64_t nr_bounce_dispatches, nr_failed_dispatches, nr_sched_congested;
     uint64_t nr_direct_dispatches, nr_rt_dispatches, nr_stalled_dispatches;
-    uint64_t nr_sent, nr_received, nr_drain_errors, nr_worker_preempts;
+    uint64_t nr_sent, nr_received, nr_drain_errors, nr_worker_preempts, nr_custody_dispatches;
 };
 
 struct ExitInfo {

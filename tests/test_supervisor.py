@@ -410,7 +410,7 @@ def test_the_status_file_is_root_only_and_has_the_restarts_and_the_last_exit(sup
     assert run.wait() == 0
 
 
-STATS_LINE = re.compile(r"scx_pyland: user 0(?: \(0/s\))? kernel 0 direct 0 realtime 0 stalled 0 congested 0 cancel 0 bounce 0 fail 0 \| "
+STATS_LINE = re.compile(r"scx_pyland: user 0(?: \(0/s\))? kernel 0 direct 0 realtime 0 stalled 0 custody 0 congested 0 cancel 0 bounce 0 fail 0 \| "
                         r"policy 0(?: \(0/s\))? pending (?P<n>\d+) queued (?P<pid>\d+) running 0/0 \| "
                         r"page faults \+0 \| policy errors \+0 rescued \+0 invalid \+0 swaps \+0")
 

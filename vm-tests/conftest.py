@@ -36,7 +36,7 @@ REPORT = re.compile(
     r"ran (?P<seconds>[\d.]+) s; policy (?P<policy>\S+) dispatched (?P<policy_dispatched>\d+); "
     r"dispatches: user (?P<user>\d+)(?: \([\d.]+%\))?, kernel (?P<kernel>\d+)(?: \([\d.]+%\))?, "
     r"direct (?P<direct>\d+)(?: \([\d.]+%\))?, realtime (?P<realtime>\d+)(?: \([\d.]+%\))?, "
-    r"stalled (?P<stalled>\d+)(?: \([\d.]+%\))?, "
+    r"stalled (?P<stalled>\d+)(?: \([\d.]+%\))?, custody (?P<custody>\d+)(?: \([\d.]+%\))?, "
     r"congested (?P<congested>\d+)(?: \([\d.]+%\))?; cancelled (?P<cancelled>\d+), "
     r"bounced (?P<bounced>\d+), failed (?P<failed>\d+)")
 

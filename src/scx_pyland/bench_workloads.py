@@ -369,7 +369,7 @@ def pyland_counts(attached: AttachedScheduler) -> Counts:
     snap = stats.read_snapshot()
     v = snap.values
     kernel = (v["nr_kernel_dispatches"] + v["nr_direct_dispatches"] + v["nr_rt_dispatches"]
-              + v["nr_stalled_dispatches"])
+              + v["nr_stalled_dispatches"] + v["nr_custody_dispatches"])
     return Counts(snap.pid, v["nr_user_dispatches"], kernel, v["nr_sched_congested"])
 
 

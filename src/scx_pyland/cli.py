@@ -102,6 +102,13 @@ def on_policy_error(text: str) -> str:
     return text
 
 
+def max_rescue_after_ms(timeout_ms: int) -> int:
+    """The largest --rescue-after-ms a watchdog of `timeout_ms` allows (ms): a held task
+    is rescued at most 1.25 times the bound after it arrived (worker.RESCUE_PERIODS),
+    plus a cycle; 70% of the timeout leaves the watchdog an eighth of it."""
+    return timeout_ms * 7 // 10
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="scx_pyland", description=DESCRIPTION, epilog=EPILOG,
@@ -120,8 +127,13 @@ def build_parser() -> argparse.ArgumentParser:
                              "tasks, staying attached (fallback, the default), or detach and exit 70 "
                              "(exit)")
     parser.add_argument("--rescue-after-ms", type=positive_int, metavar="MS",
-                        help="the worker dispatches a task the policy has held this long itself "
-                             "(default: half of --timeout-ms; must be below it)")
+                        help="the worker dispatches a task the policy has held this long itself, "
+                             "give or take a quarter (default: half of --timeout-ms; at most 70%% of it)")
+    parser.add_argument("--max-user-wait-ms", type=non_negative_int, default=50, metavar="MS",
+                        help="a task whose record has waited this long for the worker to read it is "
+                             "dispatched by the BPF side itself, and new tasks skip the worker until it "
+                             "catches up: an overloaded worker degrades into in-kernel scheduling "
+                             "(default: %(default)s; 0: never). Tasks the policy holds are not affected")
     parser.add_argument("-s", "--slice-us", type=positive_int, default=20_000, metavar="US",
                         help="maximum time slice in microseconds (default: %(default)s)")
     parser.add_argument("-S", "--slice-us-min", type=positive_int, default=1_000, metavar="US",
@@ -320,9 +332,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--slice-us-min ({args.slice_us_min}) is larger than --slice-us ({args.slice_us})")
     if args.metrics and args.no_supervisor:
         parser.error("--metrics is served by the supervisor: it cannot go with --no-supervisor")
-    if args.rescue_after_ms and args.rescue_after_ms >= args.timeout_ms:
-        parser.error(f"--rescue-after-ms ({args.rescue_after_ms}) must be below --timeout-ms "
-                     f"({args.timeout_ms}): the watchdog would act first")
+    if args.rescue_after_ms and args.rescue_after_ms > max_rescue_after_ms(args.timeout_ms):
+        parser.error(f"--rescue-after-ms ({args.rescue_after_ms}) must be at most "
+                     f"{max_rescue_after_ms(args.timeout_ms)} with --timeout-ms {args.timeout_ms}: a task "
+                     f"is rescued up to a quarter later than it says, and the watchdog must not act first")
     if args.record and not args.record.parent.is_dir():
         parser.error(f"--record: no directory {str(args.record.parent)!r}")
     if not (args.worker or args.no_supervisor):
@@ -363,5 +376,6 @@ def main(argv: list[str] | None = None) -> int:
                             debug_stall_after=args.debug_stall_after,
                             debug_bpf_error_after=args.debug_bpf_error_after,
                             policy_spec=args.policy, watch=args.watch,
-                            on_policy_error=args.on_policy_error, rescue_after_ms=args.rescue_after_ms)
+                            on_policy_error=args.on_policy_error, rescue_after_ms=args.rescue_after_ms,
+                            max_user_wait_ms=args.max_user_wait_ms)
     return Worker(policy, options).run()

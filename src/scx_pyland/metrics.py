@@ -32,7 +32,8 @@ from scx_pyland.status import SCHED_EXT, alive, read_sched_ext
 # scx_pyland_<field without nr_>[_total].
 DISPATCH_SOURCES = {"nr_user_dispatches": "user", "nr_kernel_dispatches": "kernel",
                     "nr_direct_dispatches": "direct", "nr_rt_dispatches": "realtime",
-                    "nr_stalled_dispatches": "stalled", "nr_sched_congested": "congested"}
+                    "nr_stalled_dispatches": "stalled", "nr_custody_dispatches": "custody",
+                    "nr_sched_congested": "congested"}
 NAMES = {
     "nr_cancel_dispatches": "scx_pyland_dispatches_cancelled",
     "nr_bounce_dispatches": "scx_pyland_dispatches_bounced",

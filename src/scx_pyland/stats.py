@@ -19,7 +19,7 @@ from pathlib import Path
 DEFAULT_PATH = Path(os.environ.get("SCX_PYLAND_RUN_DIR", "/run/scx_pyland")) / "stats"
 
 MAGIC = b"PYLANDST"
-VERSION = 4
+VERSION = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,7 +34,10 @@ FIELDS: tuple[Field, ...] = (
     Field("nr_kernel_dispatches", "counter", "kernel threads, dispatched by the BPF side"),
     Field("nr_direct_dispatches", "counter", "woken tasks the BPF side sent straight to an idle CPU, nobody waiting"),
     Field("nr_rt_dispatches", "counter", "tasks the BPF side kept because a real-time task held their CPU"),
-    Field("nr_stalled_dispatches", "counter", "tasks the BPF side dispatched while the worker did not run (250 ms+)"),
+    Field("nr_stalled_dispatches", "counter", "new tasks the BPF side dispatched while the worker did not run "
+          "(250 ms+) or was behind (--max-user-wait-ms)"),
+    Field("nr_custody_dispatches", "counter", "tasks queued to the worker that the BPF side dispatched itself: "
+          "the worker did not run, or their record waited unread longer than --max-user-wait-ms"),
     Field("nr_sched_congested", "counter", "tasks dispatched by the BPF side because the ring to the worker was full"),
     Field("nr_cancel_dispatches", "counter", "policy decisions dropped: the task was re-enqueued meanwhile"),
     Field("nr_bounce_dispatches", "counter", "policy decisions for a CPU the task may not use (sent to any CPU)"),
@@ -183,7 +186,7 @@ def format_line(prev: Snapshot | None, cur: Snapshot) -> str:
 
     return (f"user {rate('nr_user_dispatches')} kernel {delta('nr_kernel_dispatches')} "
             f"direct {delta('nr_direct_dispatches')} realtime {delta('nr_rt_dispatches')} "
-            f"stalled {delta('nr_stalled_dispatches')} "
+            f"stalled {delta('nr_stalled_dispatches')} custody {delta('nr_custody_dispatches')} "
             f"congested {delta('nr_sched_congested')} cancel {delta('nr_cancel_dispatches')} "
             f"bounce {delta('nr_bounce_dispatches')} fail {delta('nr_failed_dispatches')} | "
             f"policy {rate('nr_policy_dispatches')} pending {v['nr_pending']} queued {v['nr_queued']} "

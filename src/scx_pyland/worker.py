@@ -50,6 +50,8 @@ BATCH = 512
 # How long a stopping worker waits for the BPF side to take the decisions it sent.
 DRAIN_TIMEOUT_S = 1.0
 TICK_NS = 1_000_000_000
+# Housekeeping looks for tasks to rescue this many times per rescue bound.
+RESCUE_PERIODS = 4
 # --policy ceiling: how long the C++ loop runs before Python looks at signals,
 # the tick and the statistics again.
 CEILING_CHUNK_NS = 50_000_000
@@ -76,6 +78,7 @@ class WorkerOptions:
     watch: bool = False                  # reload when the policy's file changes
     on_policy_error: str = "fallback"    # "fallback" to fifo, or "exit" (status 70)
     rescue_after_ms: int | None = None   # dispatch a task held longer (None: timeout_ms / 2)
+    max_user_wait_ms: int = 50           # the BPF side serves a record unread longer (0: never)
     state_path: Path = reload.STATE_FILE      # the policy in use and the last swap (JSON)
     request_path: Path = reload.REQUEST_FILE  # a pending `scx_pyland reload` request
 
@@ -104,8 +107,11 @@ class Worker:
         rescue_ms = options.rescue_after_ms or max(options.timeout_ms // 2, 1)
         self.rescue_after_ns = rescue_ms * 1_000_000
         # Housekeeping (rescues) runs this often; the policy's tick, reloads and the
-        # statistics once a second within it.
-        self.housekeeping_ns = min(TICK_NS, self.rescue_after_ns // 2)
+        # statistics once a second within it. Tasks are stamped with the time of the
+        # housekeeping before they arrived (never taken for younger than they are),
+        # so a task is rescued between rescue - period and rescue + period (plus one
+        # cycle) after it arrived: at most 1.25 x rescue_after_ms.
+        self.housekeeping_ns = min(TICK_NS, self.rescue_after_ns // RESCUE_PERIODS)
         self.next_housekeeping = 0
         self.next_tick = 0
         self.events = logs.NonBlockingLog(None)  # log lines while attached, never blocking
@@ -181,6 +187,7 @@ class Worker:
             verbose=self.options.verbose,
             smt_enabled=topo.smt_enabled,
             domains=cache_domains(topo),
+            max_user_wait_ns=self.options.max_user_wait_ms * 1_000_000,
         )
         with sched:
             self.policy.use_scheduler(sched.select_cpus)
@@ -251,9 +258,9 @@ class Worker:
         now = time.monotonic_ns()
         self.next_housekeeping = now + self.housekeeping_ns
         self.next_tick = now + TICK_NS
-        # Tasks received until the next housekeeping are recorded as received then:
-        # never taken for older than they are, and no clock read per cycle.
-        sched.custody.stamp_ns = self.next_housekeeping
+        # Tasks received until the next housekeeping are recorded as received now:
+        # never taken for younger than they are, and no clock read per cycle.
+        sched.custody.stamp_ns = now
         try:
             while not (sched.exited() or self.stop_requested):
                 try:
@@ -313,8 +320,8 @@ class Worker:
         (--watch), and the statistics. True when the policy changed."""
         now = time.monotonic_ns()
         self.next_housekeeping = now + self.housekeeping_ns
-        sched.custody.stamp_ns = self.next_housekeeping
-        self.rescue(sched)
+        sched.custody.stamp_ns = now
+        self.rescue(sched, now)
         if now < self.next_tick:
             return False
         self.next_tick = now + TICK_NS
@@ -330,13 +337,13 @@ class Worker:
         self.events.flush()
         return changed
 
-    def rescue(self, sched: _bpf.Scheduler) -> None:
+    def rescue(self, sched: _bpf.Scheduler, now_ns: int) -> None:
         """Dispatch, to any CPU, every task the policy has held longer than
         rescue_after_ns: it may have forgotten it, and the watchdog would end the
         scheduler. They go out first, with the next cycle's decisions."""
         if self.debug_stalled:
             return      # --debug-stall-after: the watchdog is meant to fire
-        rescued = sched.custody.take_overdue(self.rescue_after_ns, self.policy.config.slice_ns)
+        rescued = sched.custody.take_overdue(self.rescue_after_ns, self.policy.config.slice_ns, now_ns)
         if not rescued:
             return
         if not self.nr_rescued:
@@ -506,7 +513,7 @@ class Worker:
         usage = resource.getrusage(resource.RUSAGE_SELF)
         values = (
             c.nr_user_dispatches, c.nr_kernel_dispatches, c.nr_direct_dispatches, c.nr_rt_dispatches,
-            c.nr_stalled_dispatches, c.nr_sched_congested,
+            c.nr_stalled_dispatches, c.nr_custody_dispatches, c.nr_sched_congested,
             c.nr_cancel_dispatches, c.nr_bounce_dispatches, c.nr_failed_dispatches, c.nr_drain_errors,
             c.nr_worker_preempts,
             self.nr_dispatched, usage.ru_minflt + usage.ru_majflt,
@@ -545,7 +552,7 @@ class Worker:
         if info.msg:
             reason += f" ({info.msg})"
         total = (c.nr_user_dispatches + c.nr_kernel_dispatches + c.nr_direct_dispatches + c.nr_rt_dispatches
-                 + c.nr_stalled_dispatches + c.nr_sched_congested)
+                 + c.nr_stalled_dispatches + c.nr_custody_dispatches + c.nr_sched_congested)
 
         def share(n: int) -> str:
             return f"{n} ({100.0 * n / total:.1f}%)" if total else f"{n}"
@@ -563,7 +570,7 @@ class Worker:
                 f"ran {seconds:.1f} s; policy {self.policy.name} dispatched {self.nr_dispatched}; "
                 f"dispatches: user {share(c.nr_user_dispatches)}, kernel {share(c.nr_kernel_dispatches)}, "
                 f"direct {share(c.nr_direct_dispatches)}, realtime {share(c.nr_rt_dispatches)}, "
-                f"stalled {share(c.nr_stalled_dispatches)}, "
+                f"stalled {share(c.nr_stalled_dispatches)}, custody {share(c.nr_custody_dispatches)}, "
                 f"congested {share(c.nr_sched_congested)}; cancelled {c.nr_cancel_dispatches}, "
                 f"bounced {c.nr_bounce_dispatches}, failed {c.nr_failed_dispatches}"
                 + (f", failed drains {c.nr_drain_errors}" if c.nr_drain_errors else "") + safety)
