@@ -140,19 +140,25 @@ def test_each_statistic_is_published_under_its_own_name(tmp_path):
 # -- start-up and the transport, with the BPF side stubbed out ------------------------
 
 class AttachedFake(FakeScheduler):
-    """The extension's Scheduler as attach_and_run uses it."""
+    """The extension's Scheduler as attach_and_run uses it; the last one made is
+    `AttachedFake.last`, and its exit kind is `AttachedFake.exit_kind`."""
 
     ops_name = "pyland_fake"
     closed = False
+    last: AttachedFake | None = None
+    exit_kind = 0x40      # SCX_EXIT_UNREG: our own detach
 
     def __init__(self, **options) -> None:
         super().__init__([[1, 2]], room=10, cycles=3)
+        self.options = options
+        AttachedFake.last = self
 
     def select_cpus(self, tasks):
         return [-1] * len(tasks)
 
     def shutdown_and_report(self):
-        return SimpleNamespace(kind=0x40, exit_code=0, reason="unregistered from user space", msg="", dump="")
+        return SimpleNamespace(kind=self.exit_kind, exit_code=0, reason="unregistered from user space", msg="",
+                               dump="")
 
     def close(self):
         self.closed = True
@@ -218,8 +224,28 @@ def test_a_failed_ring_read_is_a_transport_failure_not_the_policy_s(no_kernel, m
     assert "policy" not in worker.exit_fields["error"]
 
 
-def test_a_stubbed_run_attaches_and_stops(no_kernel, capfd):
-    """The stubs above are enough for a whole run: the failures are the tests' own."""
-    status = Worker(FifoPolicy(CONFIG), no_kernel).run_attached()
+def test_a_whole_run_attaches_schedules_what_was_queued_and_reports_how_it_ended(no_kernel, capfd):
+    """run_attached end to end with only the BPF side stubbed: the scheduler is built
+    from the options and the topology, the queued tasks reach the policy and its
+    decisions the ring, and the exit is reported and detached."""
+    no_kernel.slice_ns = 5_000_000
+    worker = Worker(FifoPolicy(CONFIG), no_kernel)
+    status = worker.run_attached()
+    sched = AttachedFake.last
+    err = capfd.readouterr().err
     assert status == WorkerStatus.STOPPED
-    assert error_lines(capfd.readouterr().err) == []
+    assert sched.options["slice_ns"] == 5_000_000 and sched.options["smt_enabled"] is False
+    assert [d["pid"] for d in sched.sent] == [1, 2]
+    assert sched.closed and gc.isenabled()
+    assert "scx_pyland: attached as pyland_fake (fifo policy, 2 CPUs, slice 5000 us)" in err
+    assert "exit: unregistered from user space; kind UNREG 0x40" in err
+    assert "policy fifo dispatched 2;" in err
+    assert error_lines(err) == []
+    assert worker.exit_fields["kind"] == 0x40
+
+
+def test_an_exit_the_kernel_chose_is_a_kernel_exit_not_a_stop(no_kernel, monkeypatch, capfd):
+    monkeypatch.setattr(AttachedFake, "exit_kind", 0x402)     # SCX_EXIT_ERROR_STALL
+    status = Worker(FifoPolicy(CONFIG), no_kernel).run_attached()
+    assert status == WorkerStatus.KERNEL_EXIT
+    assert "kind ERROR_STALL 0x402" in capfd.readouterr().err
