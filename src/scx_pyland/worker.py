@@ -1,8 +1,9 @@
 """The worker: one process, one thread, that runs a policy against the attached BPF side.
 
 It schedules every other task on the machine, so it must never wait on one: no
-threads, no lazy imports, no blocking I/O and no garbage collection while attached
-(docs/design.md, the traps). The loop, once attached:
+threads, no forks, no lazy imports, no blocking I/O and no garbage collection while
+attached (docs/design.md, the traps; a thread or a fork is refused, and a policy
+swap is the one import and collection). The loop, once attached:
 
     queued tasks (a batch) -> policy.enqueue -> policy.dispatch -> dispatch (a batch)
         -> notify_complete (yield)
