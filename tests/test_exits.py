@@ -1,22 +1,38 @@
+"""Exit kinds and statuses against the sources they copy: the kernel's enum (here as
+bpf/vmlinux.h has it; vm-tests/test_harness.py checks the running kernel's BTF) and
+docs/design.md's table of exit statuses."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
 from scx_pyland.exits import ExitKind, SupervisorStatus, WorkerStatus, is_error, kind_name
 
-
-def test_known_kinds_have_their_kernel_names():
-    assert kind_name(0x40) == "UNREG"
-    assert kind_name(0x43) == "SYSRQ"
-    assert kind_name(0x402) == "ERROR_STALL"
+ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_unknown_kinds_are_classified_by_range():
-    assert kind_name(0x45) == "UNREG_0x45"
-    assert kind_name(0x404) == "ERROR_0x404"
-    assert not is_error(0x45)
-    assert is_error(0x404)
+def vmlinux_h_exit_kinds() -> dict[str, int]:
+    """`enum scx_exit_kind` of bpf/vmlinux.h (Debian 7.3.4's BTF): name without
+    SCX_EXIT_ -> value."""
+    text = (ROOT / "bpf" / "vmlinux.h").read_text()
+    body = re.search(r"^enum scx_exit_kind \{\n(.*?)^\};", text, re.M | re.S).group(1)
+    return {name: int(value) for name, value in re.findall(r"^\s*SCX_EXIT_(\w+) = (\d+),", body, re.M)}
 
 
-def test_errors_start_at_0x400():
-    assert not is_error(ExitKind.SYSRQ)
-    assert is_error(ExitKind.ERROR)
+def test_every_exit_kind_has_the_value_of_the_kernel_s_enum():
+    kernel = vmlinux_h_exit_kinds()
+    assert {kind.name: kind.value for kind in ExitKind} == {name: kernel[name] for name in ExitKind.__members__}
+
+
+def test_kinds_the_enum_lacks_are_named_by_their_range_as_the_kernel_names_them():
+    # 7.3 has kinds ExitKind does not (PARENT, ERROR_REENQ, ...): each is classified
+    # by the range its kernel name says.
+    unknown = {name: value for name, value in vmlinux_h_exit_kinds().items() if name not in ExitKind.__members__}
+    assert unknown
+    for name, value in unknown.items():
+        assert is_error(value) == name.startswith("ERROR"), name
+        assert kind_name(value) == (f"ERROR_0x{value:x}" if name.startswith("ERROR") else f"UNREG_0x{value:x}")
 
 
 def test_worker_statuses_are_distinct():
@@ -28,3 +44,25 @@ def test_worker_statuses_are_distinct():
 def test_supervisor_statuses_are_distinct():
     members = SupervisorStatus.__members__
     assert len({s.value for s in members.values()}) == len(members)
+
+
+def design_exit_table() -> dict[str, set[int]]:
+    """docs/design.md's "Exit statuses" table: who -> the statuses its rows list (a
+    row with an empty first cell continues the one above)."""
+    text = (ROOT / "docs" / "design.md").read_text()
+    table = text.split("\n## Exit statuses\n", 1)[1].split("\n## ", 1)[0]
+    statuses: dict[str, set[int]] = {}
+    who = ""
+    for line in table.splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if len(cells) < 3 or not re.match(r"^\d", cells[1]):
+            continue
+        who = cells[0] or who
+        statuses.setdefault(who, set()).update(int(n) for n in re.findall(r"\d+", cells[1]))
+    return statuses
+
+
+def test_the_design_s_exit_table_lists_every_status_of_the_supervisor_and_the_worker():
+    table = design_exit_table()
+    assert table["supervisor (`scx_pyland`)"] == {s.value for s in SupervisorStatus}
+    assert table["worker (`--no-supervisor`)"] == {s.value for s in WorkerStatus}

@@ -36,6 +36,16 @@ def test_the_version_is_written_nowhere_else():
         assert not written.search((ROOT / name).read_text()), name
 
 
+def test_the_docs_show_the_ops_name_of_this_version():
+    """The README and the docs quote the kernel's ops name, pyland_VERSION, in example
+    output: a version bump must bring them along (not a second home of the version,
+    a copy checked against the first)."""
+    quoted = {(path.name, version) for path in (ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")))
+              for version in re.findall(r"\bpyland_(\d+(?:\.\d+)+)", path.read_text())}
+    assert ("README.md", meson_version()) in quoted
+    assert {version for _, version in quoted} == {meson_version()}, sorted(quoted)
+
+
 def test_runtime_dependencies_are_pinned_for_the_toolbox_and_the_image():
     declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
     pinned = [line.strip() for line in (ROOT / "requirements-runtime.txt").read_text().splitlines()

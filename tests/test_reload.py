@@ -96,3 +96,50 @@ def test_a_request_nobody_waits_for_any_more_is_dropped(tmp_path):
     path = tmp_path / "reload.json"
     reload.write_request(path, "id1", "fifo", timeout=-1)   # its asker gave up
     assert reload.take_request(path) == {} and not path.exists()
+
+
+def test_the_request_file_holds_one_request_the_last_written(tmp_path):
+    path = tmp_path / "reload.json"
+    reload.write_request(path, "first", "fifo")
+    reload.write_request(path, "second", "rustland")
+    assert reload.take_request(path)["id"] == "second" and reload.take_request(path) == {}
+
+
+# A worker whose tick comes after two SIGHUPs: both requests were written before it.
+TICK_AFTER_TWO = ANSWERING.replace("signal.signal(signal.SIGHUP, answer)", """\
+hups = []
+signal.signal(signal.SIGHUP, lambda signum, frame: hups.append(signum))""").replace("time.sleep(60)", """\
+while len(hups) < 2:
+    time.sleep(0.01)
+answer(0, None)
+time.sleep(60)""")
+
+
+def test_of_two_reloads_before_one_tick_the_last_is_carried_out_and_the_first_times_out(tmp_path):
+    """docs/design.md, "Reload": one request slot. The first asker's request is
+    overwritten: it is never carried out, and that command fails after its timeout."""
+    proc = subprocess.Popen([sys.executable, "-c", TICK_AFTER_TWO, str(tmp_path)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline() == "ready\n"
+        (tmp_path / "status.json").write_text(json.dumps({"supervisor_pid": proc.pid, "state": "running"}))
+        command = ("import sys; from pathlib import Path; from scx_pyland import reload; run = Path(sys.argv[1]); "
+                   "sys.exit(reload.reload_command(sys.argv[2:], request_file=run / 'reload.json', "
+                   "state_file=run / 'policy.json', stats_path=run / 'stats'))")
+
+        def ask(policy: str, timeout: str) -> subprocess.Popen:
+            return subprocess.Popen([sys.executable, "-c", command, str(tmp_path), "--status-file",
+                                     str(tmp_path / "status.json"), "--timeout", timeout, "--policy", policy],
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+        first = ask("fifo", "3")
+        while not (tmp_path / "reload.json").exists():
+            time.sleep(0.01)
+        second = ask("ceiling", "10")
+        out_first, err_first = first.communicate(timeout=30)
+        out_second, err_second = second.communicate(timeout=30)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert second.returncode == 0 and "rustland -> ceiling (reload): ok" in out_second, err_second
+    assert first.returncode == 1 and out_first == ""
+    assert err_first == "scx_pyland: error: no answer from the worker within 3 s (see its log)\n"

@@ -9,7 +9,7 @@ import pytest
 from scx_pyland import _bpf
 from scx_pyland.policies import rustland
 from scx_pyland.policies.rustland import RustlandPolicy
-from scx_pyland.policy import RL_CPU_ANY, PolicyConfig
+from scx_pyland.policy import RL_CPU_ANY, RL_CPU_NEAR, PolicyConfig
 from scx_pyland.records import queued_bytes
 
 SLICE_MAX = 20_000_000
@@ -79,8 +79,7 @@ def simulate_one_cpu(weights: dict[int, int], ticks: int, tick_ns: int = 4_000_0
     """CPU hogs (pid -> weight) sharing one CPU. Decisions wait in the CPU's queue and
     run in order; each runs one tick (the kernel rounds a shorter slice up to it)
     and comes back as the kernel would report it. When the queue is empty the
-    policy is asked, with the CPU idle: select_cpus gives it to the first task.
-    Returns the ticks each pid got."""
+    policy is asked. Returns the ticks each pid got."""
     policy = RustlandPolicy(PolicyConfig(slice_ns=SLICE_MAX, slice_min_ns=SLICE_MIN, nr_cpus=1))
     got = {pid: 0 for pid in weights}
     enqueue(policy, *(queued_bytes(pid, weight=w, vtime=1) for pid, w in weights.items()))
@@ -98,7 +97,6 @@ def simulate_one_cpu(weights: dict[int, int], ticks: int, tick_ns: int = 4_000_0
 
 def test_a_task_far_ahead_of_the_clock_waits_for_it_250_ms_at_most(monkeypatch):
     policy = RustlandPolicy(CONFIG)
-    policy.use_scheduler(lambda tasks: [1] * len(tasks))   # even with an idle CPU
     policy.vruntime_now = 100 * SLICE_MAX
     enqueue(policy, queued_bytes(1, vtime=100 * SLICE_MAX + 2 * SLICE_MAX))
     assert policy.dispatch() == [] and policy.nr_pending == 1
@@ -106,6 +104,23 @@ def test_a_task_far_ahead_of_the_clock_waits_for_it_250_ms_at_most(monkeypatch):
     monkeypatch.setattr(rustland.time, "monotonic_ns", lambda: later)
     [d] = policy.dispatch()
     assert (d.pid, d.cpu) == (1, RL_CPU_ANY) and policy.nr_pending == 0
+
+
+def test_rustland_never_asks_for_idle_cpus_itself(monkeypatch):
+    """The idle CPU near a task's last one is the BPF side's to pick (RL_CPU_NEAR), so
+    a cycle costs no select_cpus system call, and rule 5 holds a task ahead of the
+    clock whatever CPU is idle (docs/design.md, rustland's docstring)."""
+    def asked(tasks):
+        raise AssertionError("rustland called select_cpus")
+    policy = RustlandPolicy(CONFIG)
+    policy.use_scheduler(asked)
+    policy.vruntime_now = 100 * SLICE_MAX
+    enqueue(policy, queued_bytes(1, cpu=1), queued_bytes(2, flags=_bpf.ENQ_WAKEUP),
+            queued_bytes(3, vtime=100 * SLICE_MAX + 2 * SLICE_MAX))
+    assert sorted((d.pid, d.cpu) for d in policy.dispatch()) == [(1, RL_CPU_NEAR), (2, RL_CPU_NEAR)]
+    later = time.monotonic_ns() + rustland.HOLD_MAX_NS
+    monkeypatch.setattr(rustland.time, "monotonic_ns", lambda: later)
+    assert [(d.pid, d.cpu) for d in policy.dispatch()] == [(3, RL_CPU_ANY)]
 
 
 def test_the_clock_catching_up_makes_a_held_task_eligible():

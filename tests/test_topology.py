@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 from scx_pyland.topology import parse_cpu_list, read_topology
@@ -65,6 +66,35 @@ def test_offline_cpus_are_left_out(tmp_path):
     assert topo.l3_siblings[2] == [0, 2, 3]
 
 
-def test_the_real_machine_reads(tmp_path):
+def lscpu_groups() -> dict[str, dict[int, list[int]]]:
+    """lscpu's view of this machine, for each of core, L2 and L3: cpu -> the online
+    CPUs with the same id (levels lscpu has no id for are left out)."""
+    out = subprocess.run(["lscpu", "-p=CPU,CORE,CACHE"], capture_output=True, text=True, check=True).stdout
+    header = next(line for line in out.splitlines() if line.startswith("# CPU,"))
+    rows = []
+    for line in out.splitlines():
+        if line.startswith("#"):
+            continue
+        row = {}
+        # The caches are columns of their own ("L1d,L1i,L2,L3") or one ("L1d:L1i:L2:L3").
+        for column, value in zip(header[2:].split(","), line.split(",")):
+            row.update(zip(column.split(":"), value.split(":")))
+        rows.append(row)
+    groups = {}
+    for name, column in (("core", "Core"), ("l2", "L2"), ("l3", "L3")):
+        if any(not row.get(column) for row in rows):
+            continue
+        groups[name] = {int(row["CPU"]): [int(other["CPU"]) for other in rows if other[column] == row[column]]
+                        for row in rows}
+    return groups
+
+
+def test_the_real_machine_reads_as_lscpu_sees_it():
     topo = read_topology()
-    assert topo.online and all(cpu in topo.l3_siblings[cpu] for cpu in topo.online)
+    groups = lscpu_groups()
+    assert "core" in groups
+    assert topo.online == sorted(groups["core"])
+    assert topo.core_siblings == groups["core"]
+    for name, siblings in (("l2", topo.l2_siblings), ("l3", topo.l3_siblings)):
+        if name in groups:
+            assert siblings == groups[name], name

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import os
+import threading
 import time
 from types import SimpleNamespace
 
 import pytest
 
-from scx_pyland import _bpf, stats, topology, worker as worker_module
+from scx_pyland import _bpf, reload, stats, topology, worker as worker_module
 from scx_pyland.cli import max_rescue_after_ms
 from scx_pyland.exits import WorkerStatus
 from scx_pyland.policies.fifo import FifoPolicy
@@ -142,19 +144,25 @@ def test_each_statistic_is_published_under_its_own_name(tmp_path):
 # -- start-up and the transport, with the BPF side stubbed out ------------------------
 
 class AttachedFake(FakeScheduler):
-    """The extension's Scheduler as attach_and_run uses it."""
+    """The extension's Scheduler as attach_and_run uses it; the last one made is
+    `AttachedFake.last`, and its exit kind is `AttachedFake.exit_kind`."""
 
     ops_name = "pyland_fake"
     closed = False
+    last: AttachedFake | None = None
+    exit_kind = 0x40      # SCX_EXIT_UNREG: our own detach
 
     def __init__(self, **options) -> None:
         super().__init__([[1, 2]], room=10, cycles=3)
+        self.options = options
+        AttachedFake.last = self
 
     def select_cpus(self, tasks):
         return [-1] * len(tasks)
 
     def shutdown_and_report(self):
-        return SimpleNamespace(kind=0x40, exit_code=0, reason="unregistered from user space", msg="", dump="")
+        return SimpleNamespace(kind=self.exit_kind, exit_code=0, reason="unregistered from user space", msg="",
+                               dump="")
 
     def close(self):
         self.closed = True
@@ -220,11 +228,119 @@ def test_a_failed_ring_read_is_a_transport_failure_not_the_policy_s(no_kernel, m
     assert "policy" not in worker.exit_fields["error"]
 
 
-def test_a_stubbed_run_attaches_and_stops(no_kernel, capfd):
-    """The stubs above are enough for a whole run: the failures are the tests' own."""
-    status = Worker(FifoPolicy(CONFIG), no_kernel).run_attached()
+def test_a_whole_run_attaches_schedules_what_was_queued_and_reports_how_it_ended(no_kernel, capfd):
+    """run_attached end to end with only the BPF side stubbed: the scheduler is built
+    from the options and the topology, the queued tasks reach the policy and its
+    decisions the ring, and the exit is reported and detached."""
+    no_kernel.slice_ns = 5_000_000
+    worker = Worker(FifoPolicy(CONFIG), no_kernel)
+    status = worker.run_attached()
+    sched = AttachedFake.last
+    err = capfd.readouterr().err
     assert status == WorkerStatus.STOPPED
-    assert error_lines(capfd.readouterr().err) == []
+    assert sched.options["slice_ns"] == 5_000_000 and sched.options["smt_enabled"] is False
+    assert [d["pid"] for d in sched.sent] == [1, 2]
+    assert sched.closed and gc.isenabled()
+    assert "scx_pyland: attached as pyland_fake (fifo policy, 2 CPUs, slice 5000 us)" in err
+    assert "exit: unregistered from user space; kind UNREG 0x40" in err
+    assert "policy fifo dispatched 2;" in err
+    assert error_lines(err) == []
+    assert worker.exit_fields["kind"] == 0x40
+
+
+def test_an_exit_the_kernel_chose_is_a_kernel_exit_not_a_stop(no_kernel, monkeypatch, capfd):
+    monkeypatch.setattr(AttachedFake, "exit_kind", 0x402)     # SCX_EXIT_ERROR_STALL
+    status = Worker(FifoPolicy(CONFIG), no_kernel).run_attached()
+    assert status == WorkerStatus.KERNEL_EXIT
+    assert "kind ERROR_STALL 0x402" in capfd.readouterr().err
+
+
+# -- one thread, no fork: the rules enforced ------------------------------------------
+
+class Threaded(FifoPolicy):
+    """Starts a thread when it is built, as a policy that made a pool would."""
+
+    name = "threaded"
+
+    def __init__(self, config: PolicyConfig) -> None:
+        super().__init__(config)
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.stop.wait, name="policy-pool")
+        self.thread.start()
+
+    def end(self) -> None:
+        self.stop.set()
+        self.thread.join()
+
+
+def test_a_policy_that_started_a_thread_cannot_attach(no_kernel, monkeypatch, capfd):
+    monkeypatch.setattr(AttachedFake, "last", None)
+    policy = Threaded(CONFIG)
+    try:
+        status = Worker(policy, no_kernel).run_attached()
+    finally:
+        policy.end()
+    assert status == WorkerStatus.CANNOT_START and AttachedFake.last is None     # never attached
+    assert error_lines(capfd.readouterr().err) == [
+        "scx_pyland: error: the worker must be one thread, but 1 thread (policy-pool) run in it, started by the "
+        "threaded policy or a module it imports (docs/design.md, the traps)"]
+
+
+def test_a_reload_to_a_policy_that_starts_a_thread_ends_the_worker_for_a_restart(no_kernel, monkeypatch, tmp_path,
+                                                                                   capfd):
+    (tmp_path / "threads.py").write_text(
+        "import threading, time\nfrom scx_pyland.policies.fifo import FifoPolicy\n"
+        "class P(FifoPolicy):\n    def __init__(self, config):\n        super().__init__(config)\n"
+        "        threading.Thread(target=time.sleep, args=(0.3,), name='policy-pool').start()\n")
+    monkeypatch.setattr(worker_module, "TICK_NS", 0)       # the first housekeeping is a tick
+    no_kernel.state_path = tmp_path / "policy.json"
+    worker = Worker(FifoPolicy(CONFIG), no_kernel)
+    worker.housekeeping_ns = 0                              # housekeeping every cycle
+    worker.spec = f"{tmp_path / 'threads.py'}:P"
+    worker.reload_requested = True
+    try:
+        status = worker.run_attached()
+    finally:
+        while worker_module.other_threads():
+            time.sleep(0.01)
+    assert status == WorkerStatus.POLICY_FAILED
+    assert AttachedFake.last.closed
+    line = (f"scx_pyland: error: the {tmp_path / 'threads.py'}:P policy started 1 thread (policy-pool): the worker "
+            f"must stay one thread (docs/design.md, the traps); the scheduler is detached")
+    assert error_lines(capfd.readouterr().err) == [line]
+    swap = reload.read_state(tmp_path / "policy.json")["last_swap"]
+    assert swap["ok"] is False and swap["message"].endswith("; the worker restarts with the fifo policy")
+    assert reload.read_state(tmp_path / "policy.json")["policy"] == "fifo"
+
+
+def test_while_attached_a_fork_s_child_ends_at_once_and_the_worker_says_so():
+    lines: list[str] = []
+    guard = worker_module.ForkGuard(lines.append)
+    with guard.armed():
+        pid = os.fork()
+        if pid == 0:
+            os._exit(0)     # never reached: the guard ends the child first
+        _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == WorkerStatus.POLICY_FAILED
+    assert guard.nr_forks == 1 and len(lines) == 1
+    assert lines[0].startswith("scx_pyland: error: the worker forked while attached: the child was ended at once")
+    pid = os.fork()             # disarmed: as if no guard were there
+    if pid == 0:
+        os._exit(0)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0 and guard.nr_forks == 1
+
+
+def test_other_threads_names_every_thread_but_the_caller():
+    assert worker_module.other_threads() == []
+    stop = threading.Event()
+    thread = threading.Thread(target=stop.wait, name="seen")
+    thread.start()
+    try:
+        assert worker_module.other_threads() == ["seen"]
+    finally:
+        stop.set()
+        thread.join()
 
 
 @pytest.mark.parametrize("rescue_ms", [100, 3500])

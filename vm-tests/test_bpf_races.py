@@ -1,5 +1,6 @@
 """Races on the BPF side (issue 14 items 1-3) and the order of start-up (item 8), each
-in a form that fails without its fix.
+in a form that fails without its fix (item 1: without the enq_cnt check; where the
+check sits is argued below, not tested).
 
 Items 1 and 3 are driven step by step through the extension (scx_pyland._bpf) by a
 child process that acts as the worker of a --partial scheduler, so that the race's
@@ -8,11 +9,17 @@ policy, where the race happens by itself. Item 2 is measured in the same guest w
 the worker pinned and free (EEVDF recorded beside), item 8 with a real fault
 injected into the ring set-up (an LD_PRELOAD shim that makes mmap of the rings fail).
 
-What they cannot tell apart: item 1's check *after* the insert from the same check
-*before* it (the original code). The difference is a window of a few instructions
-in dispatch_task(); the step-by-step test passes with either, and the loop did not
-hit that window in one run of 38824 affinity changes (7.3.4, 2026-11-30). Both fail
-without the check."""
+No test here tells item 1's check *after* the insert from the same check *before*
+it (the original code), and none claims to. They differ only when the task is
+enqueued again between the check and the insert: a window of a few instructions in
+dispatch_task() that a test cannot hold open without a hook in the BPF program. The
+step-by-step test decides before the race, so it passes with either; the loop did
+not hit that window in one run of 38824 affinity changes (7.3.4, 2026-11-30). Why
+after is right is an argument from the kernel's code: the insert records the task's
+queue sequence number (qseq) when it is made (scx_dsq_insert_commit()), and the
+kernel drops it if the task was enqueued again after that (finish_dispatch()); a
+re-enqueue before the insert is not caught there, so the check must come after it
+to catch that one. Both tests fail without the check."""
 
 from __future__ import annotations
 

@@ -186,3 +186,73 @@ def test_a_policy_that_forgets_a_task_and_then_raises_stays_attached(start_scx, 
     assert "policy errors 1 (fifo took over from" in out and "invalid decisions 4" in out, out
     record_result("policy_safety_forgetful", {k: values[k] for k in (
         "nr_policy_errors", "nr_rescued", "nr_invalid_dispatches", "nr_user_dispatches")})
+
+
+# Forks once, in its first dispatch while attached; reaps the child later without
+# waiting for it (waiting would be waiting on a task the worker must schedule).
+FORKING = """\
+import os
+from scx_pyland.policies.fifo import FifoPolicy
+
+class Forking(FifoPolicy):
+    name = "forking"
+    child = 0
+
+    def dispatch(self):
+        if not self.child:
+            self.child = os.fork()
+            if self.child == 0:
+                while True:         # never runs: the worker's fork guard ends the child
+                    pass
+        elif self.child > 0 and os.waitpid(self.child, os.WNOHANG)[0]:
+            self.child = -1
+        return super().dispatch()
+"""
+
+THREADED = """\
+import threading, time
+from scx_pyland.policies.fifo import FifoPolicy
+
+class Threaded(FifoPolicy):
+    name = "threaded"
+
+    def __init__(self, config):
+        super().__init__(config)
+        threading.Thread(target=time.sleep, args=(3600,), daemon=True).start()
+"""
+
+
+def test_a_fork_while_attached_ends_the_child_at_once_and_the_scheduler_stays(start_scx, tmp_path):
+    """docs/design.md, the traps ("Forks"): the child of a fork in the worker would
+    keep the BPF link, and the scheduler, attached; it exits at once, in one line."""
+    policy = tmp_path / "forking.py"
+    policy.write_text(FORKING)
+    run = start_scx("--policy", f"{policy}:Forking")
+    seq = files.enable_seq()
+    wait_until(lambda: "the worker forked while attached" in run.output, 30, "the fork's line", run)
+    assert_still_scheduling(run, seq)
+    assert run.stop() == 0, run.diagnosis()
+    assert run.output.count("scx_pyland: error: the worker forked while attached: the child was ended at once") \
+        == 1, run.output
+    assert sched_ext_state() == "disabled"      # no child kept the scheduler attached
+    assert run.status()["restarts"] == 0
+
+
+def test_a_reload_to_a_policy_that_starts_a_thread_restarts_the_worker_with_the_old_policy(start_scx, tmp_path):
+    """docs/design.md, the traps ("Threads"): refused in one line, and the worker,
+    which cannot stop the thread, ends (70); the supervisor starts a new one with the
+    policy in use."""
+    policy = tmp_path / "threaded.py"
+    policy.write_text(THREADED)
+    run = start_scx("--policy", "fifo")
+    out = reload_policy(run, "--policy", f"{policy}:Threaded")
+    assert out.returncode == 1, out.stdout + out.stderr + run.diagnosis()
+    assert out.stderr.startswith("scx_pyland: error: reload refused: ") and "started 1 thread" in out.stderr \
+        and out.stderr.rstrip().endswith("the worker restarts with the fifo policy"), out.stderr
+    wait_until(lambda: run.status().get("restarts") == 1 and run.status().get("state") == "running", 120,
+               "the worker's restart", run)
+    wait_until(lambda: sched_ext_state() == "enabled", 60, "the new worker to attach", run)
+    assert run.status()["policy"] == "fifo", run.status()
+    assert_still_scheduling(run, files.enable_seq())
+    assert run.stop() == 0, run.diagnosis()
+    assert "must stay one thread (docs/design.md, the traps); the scheduler is detached" in run.output, run.output

@@ -19,8 +19,11 @@ plus :meth:`Policy.tick` about once a second and :meth:`Policy.on_exit` at the e
 each task's last one (in one call for many tasks, a system call); a decision for
 ``RL_CPU_NEAR`` leaves the same question to the BPF side, which answers it when it
 carries the decision out, at no cost to the worker.
-A policy must not block, sleep, start threads or do I/O: it runs inside the
-scheduler of the whole machine.
+A policy must not block, sleep, start threads, fork or do I/O: it runs inside the
+scheduler of the whole machine. The worker enforces two of these: a thread in the
+worker at attach time is a start-up error, one a swapped-in policy started ends the
+worker (the supervisor restarts it with the old policy), and a fork's child is ended
+at once (docs/design.md, the traps).
 
 The worker guards the machine against a policy's mistakes (README, "Iterating on a
 policy on a live machine"): an exception from ``enqueue``, ``dispatch``,

@@ -1,8 +1,9 @@
 """The worker: one process, one thread, that runs a policy against the attached BPF side.
 
 It schedules every other task on the machine, so it must never wait on one: no
-threads, no lazy imports, no blocking I/O and no garbage collection while attached
-(docs/design.md, the traps). The loop, once attached:
+threads, no forks, no lazy imports, no blocking I/O and no garbage collection while
+attached (docs/design.md, the traps; a thread or a fork is refused, and a policy
+swap is the one import and collection). The loop, once attached:
 
     queued tasks (a batch) -> policy.enqueue -> policy.dispatch -> dispatch (a batch)
         -> notify_complete (yield)
@@ -32,6 +33,7 @@ import gc
 import os
 import resource
 import signal
+import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator
@@ -123,6 +125,11 @@ class Worker:
         self.next_line_ns = 0
         self.stats_fd: int | None = None     # stderr for --stats lines, never blocking
         self.exit_fields: dict[str, object] = {}    # how it ended, for the supervisor
+        self.fork_guard = ForkGuard(self.events_write)
+
+    def events_write(self, line: str) -> None:
+        """A line logged while attached (never blocking): self.events at the time."""
+        self.events.write(line)
 
     def request_stop(self, signum: int = 0, frame: object = None) -> None:
         self.stop_requested = True
@@ -179,6 +186,10 @@ class Worker:
         self.stats_fd = open_stats_stderr()
         self.events = logs.NonBlockingLog(self.stats_fd)
         self.watched = self.watch_target()
+        if threads := other_threads():
+            raise CannotStart(f"the worker must be one thread, but {describe_threads(threads)} run in it, "
+                              f"started by the {self.policy.name} policy or a module it imports "
+                              f"(docs/design.md, the traps)")
         sched = _bpf.Scheduler(
             slice_ns=self.options.slice_ns,
             timeout_ms=self.options.timeout_ms,
@@ -189,7 +200,7 @@ class Worker:
             domains=cache_domains(topo),
             max_user_wait_ns=self.options.max_user_wait_ms * 1_000_000,
         )
-        with sched:
+        with sched, self.fork_guard.armed():
             self.policy.use_scheduler(sched.select_cpus)
             if self.options.partial:
                 # Only SCHED_EXT tasks are ours now: the worker must be one of them,
@@ -210,6 +221,13 @@ class Worker:
             gc.disable()
             try:
                 self.loop(sched)
+            except ThreadStarted as err:
+                sched.close()
+                gc.enable()
+                self.events.drain()
+                log(f"error: {err}; the scheduler is detached")
+                self.exit_fields = {"error": str(err)}
+                return WorkerStatus.POLICY_FAILED
             except _bpf.Error as err:
                 # The extension failed, not the policy: a ring could not be read or
                 # written, or the BPF side refused a program run.
@@ -265,7 +283,7 @@ class Worker:
             while not (sched.exited() or self.stop_requested):
                 try:
                     self.run_cycles(sched)
-                except _bpf.Error:
+                except (_bpf.Error, ThreadStarted):
                     raise
                 except Exception:
                     if self.options.on_policy_error == "exit" or self.fallback_from is not None:
@@ -382,6 +400,16 @@ class Worker:
             except Exception as err:
                 raise SwapRefused(f"the {spec} policy raised on taking over {len(held)} tasks: "
                                   f"{type(err).__name__}: {err}") from None
+            if threads := other_threads():
+                raise ThreadStarted(f"the {spec} policy started {describe_threads(threads)}: the worker "
+                                    f"must stay one thread (docs/design.md, the traps)")
+        except ThreadStarted as started:
+            # Refused, but the thread runs on and cannot be stopped from here: the
+            # worker ends (70), and the supervisor starts a new one with the policy
+            # in use, the old one.
+            self.note_swap(spec, cause, request, ok=False, message=f"{started}; the worker restarts with "
+                                                                    f"the {old.name} policy")
+            raise
         except SwapRefused as refused:
             message = f"{refused}; the {old.name} policy keeps running"
             self.note_swap(spec, cause, request, ok=False, message=message)
@@ -582,6 +610,71 @@ class CannotStart(Exception):
 
 class SwapRefused(Exception):
     """A policy that cannot replace the one in use; the message says why."""
+
+
+class ThreadStarted(Exception):
+    """A policy swapped in started a thread: refused, and the worker must end, since
+    the thread cannot be stopped (docs/design.md, the traps); the message says which."""
+
+
+def other_threads(task_dir: Path = Path("/proc/self/task")) -> list[str]:
+    """The names of this process's threads but the calling one, from the kernel's
+    list: those a C library started (OpenBLAS, a pool), which `threading` does not
+    see, by their comm; Python's by their name."""
+    me = str(threading.get_native_id())
+    python_names = {str(t.native_id): t.name for t in threading.enumerate()}
+    names = []
+    for tid in sorted(os.listdir(task_dir), key=int):
+        if tid != me:
+            try:
+                names.append(python_names.get(tid) or (task_dir / tid / "comm").read_text().strip())
+            except OSError:
+                continue    # it ended while we looked
+    return names
+
+
+def describe_threads(names: list[str]) -> str:
+    """'1 thread (pool-1)' or '3 threads (a, b, ...)'."""
+    shown = ", ".join(names[:4]) + (", ..." if len(names) > 4 else "")
+    return f"{len(names)} thread{'s' if len(names) > 1 else ''} ({shown})"
+
+
+class ForkGuard:
+    """While armed (attached), a fork of the worker ends its child at once, before
+    it runs any of the policy's code: a child keeps the BPF link, and with it the
+    scheduler, attached after the worker exits (docs/design.md, the traps). The
+    parent logs one line per fork. os.fork(), multiprocessing and a subprocess with
+    a preexec_fn run these hooks; a plain subprocess (fork or vfork, then exec, whose
+    close-on-exec descriptors leave the link behind) does not."""
+
+    def __init__(self, write: Callable[[str], None]) -> None:
+        self.write = write
+        self.active = False
+        self.nr_forks = 0
+        self.registered = False
+
+    @contextlib.contextmanager
+    def armed(self) -> Iterator[None]:
+        if not self.registered:
+            # Hooks cannot be removed: they stay, disarmed, for the process's life.
+            os.register_at_fork(after_in_parent=self.after_in_parent, after_in_child=self.after_in_child)
+            self.registered = True
+        self.active = True
+        try:
+            yield
+        finally:
+            self.active = False
+
+    def after_in_child(self) -> None:
+        if self.active:
+            os._exit(WorkerStatus.POLICY_FAILED)
+
+    def after_in_parent(self) -> None:
+        if self.active:
+            self.nr_forks += 1
+            self.write(f"scx_pyland: error: the worker forked while attached: the child was ended at once "
+                       f"(it would keep the scheduler attached; docs/design.md, the traps); "
+                       f"{self.nr_forks} fork(s) ended so far")
 
 
 def file_signature(path: Path) -> tuple[int, int, int] | None:
