@@ -20,11 +20,13 @@ typedef uint64_t u64;
 enum pyland_consts {
 	/* Largest CPU id the BPF side keeps a DSQ for. */
 	MAX_CPUS = 1024,
-	/* DSQ ids: 0 .. MAX_CPUS-1 are per-CPU; then the shared, the worker's, and
-	 * the one of kernel threads that may run on several CPUs. */
+	/* DSQ ids: 0 .. MAX_CPUS-1 are per-CPU; then the shared, the worker's, the
+	 * one of kernel threads that may run on several CPUs, and the one of tasks the
+	 * BPF side dispatches itself (the worker does not run or is overloaded). */
 	SHARED_DSQ = MAX_CPUS,
 	WORKER_DSQ = MAX_CPUS + 1,
 	KTHREAD_DSQ = MAX_CPUS + 2,
+	KERNEL_DSQ = MAX_CPUS + 3,
 	/* dispatched_task.cpu: run on whichever CPU gets to it first (shared DSQ). */
 	RL_CPU_ANY = -1,
 	/*

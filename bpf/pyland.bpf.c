@@ -115,6 +115,20 @@ u32 worker_kicked;
  */
 u64 cpu_burst_start[MAX_CPUS];
 /*
+ * What a policy needs to tell an idle CPU from one whose task is on its way to it
+ * (Scheduler.idle_cpus; rustland's rule 5 runs a task it holds back on a CPU that
+ * has nothing to do). Both in bpf_ktime_get_ns() (CLOCK_MONOTONIC), per CPU:
+ * - cpu_idle_since: since when the CPU has run no sched_ext task but the worker
+ *   (stamped by ops.stopping, 0 from ops.running); the worker does not count, as
+ *   it runs on an idle CPU to look at the tasks it holds;
+ * - cpu_contended_at: when a task that ran there was last queued again without
+ *   sleeping (its slice ended or it was preempted): it is still runnable, and the
+ *   CPU looks idle only until its decision comes back.
+ * Read racily by user space: a value a moment stale moves one decision by a cycle.
+ */
+u64 cpu_idle_since[MAX_CPUS];
+u64 cpu_contended_at[MAX_CPUS];
+/*
  * Whether the worker is on a CPU, and the CPU it last ran on. Written only from
  * the worker's own ops.running/ops.stopping, which the kernel serializes for one
  * task; read racily by every CPU and the timer (worker_running may be a moment
@@ -124,6 +138,7 @@ bool worker_running;
 s32 worker_cpu;
 /* When the worker last started or stopped running (ns); same writers as above. */
 u64 worker_last_run;
+
 
 /*
  * Debug only (--debug-bpf-error-after): user space sets this to have the next
@@ -158,7 +173,13 @@ struct task_ctx {
 	u64 stop_ts;
 	u64 exec_runtime;
 	u64 enq_cnt;
-	u64 shared_ts;		/* when it was last inserted into SHARED_DSQ */
+	u64 shared_ts;		/* when it was last inserted into SHARED_DSQ or KERNEL_DSQ */
+	/*
+	 * The vtime the worker gave it last (0: never), reported in its next record.
+	 * Not p->scx.dsq_vtime: KERNEL_DSQ's deadlines (insert_kernel()) are in
+	 * another unit, and a policy given one took the task for far ahead.
+	 */
+	u64 vtime;
 	/*
 	 * The newest enqueue generation dispatched, by the worker's decision or by
 	 * the BPF side from custody; claimed with a compare-and-swap, so exactly one
@@ -207,6 +228,7 @@ u32 custody_watch_armed;
  * custody_look() (one CPU at a time), read racily: a moment stale either way.
  */
 bool worker_behind;
+
 
 /*
  * Cache domains: for each level and CPU, the CPUs sharing that level with it, key
@@ -350,8 +372,10 @@ static bool higher_class_holds(s32 cpu, u64 enq_flags)
  */
 static void keep_on_cpu(struct task_struct *p, s32 cpu, u64 enq_flags)
 {
+	struct task_ctx *tctx = lookup_task_ctx(p);
+
 	if (cpu >= 0 && cpu < MAX_CPUS)
-		dsq_insert_vtime(p, cpu, slice_ns, is_kthread(p) ? 0 : p->scx.dsq_vtime, enq_flags);
+		dsq_insert_vtime(p, cpu, slice_ns, is_kthread(p) || !tctx ? 0 : tctx->vtime, enq_flags);
 	else
 		dsq_insert(p, SCX_DSQ_LOCAL, slice_ns, enq_flags);
 }
@@ -643,6 +667,34 @@ static u64 task_weight(const struct task_struct *p)
 }
 
 /*
+ * A task the BPF side dispatches itself: the worker does not run, is behind or
+ * overloaded, a real-time task holds its CPU, or the ring is full. An idle CPU it
+ * may use runs it at once; else KERNEL_DSQ, in order of a deadline: now plus the
+ * default slice scaled by 100 / weight (a nice-19 task waits its 100 slices' turn).
+ * Not by the vtime the worker gave it last: that stands still while the worker
+ * does not run, so the lowest ones would keep the CPUs, and tasks the worker had
+ * placed in SHARED_DSQ, each a little later, would wait behind every new one
+ * (docs/design.md, "Custody"). Its own DSQ, because the worker's vtimes are the policy's to define: a
+ * CPU takes whichever of SHARED_DSQ and KERNEL_DSQ has the task that waited longer
+ * (dispatch_shared_or_kernel()).
+ */
+static void insert_kernel(struct task_struct *p, u64 enq_flags)
+{
+	struct task_ctx *tctx = lookup_task_ctx(p);
+	s32 cpu = pick_idle_online(p);
+	u64 now = scx_bpf_now();
+
+	if (cpu >= 0 && cpu < MAX_CPUS) {
+		dsq_insert(p, SCX_DSQ_LOCAL_ON | cpu, slice_ns, enq_flags);
+		return;
+	}
+	if (tctx)
+		tctx->shared_ts = now;
+	dsq_insert_vtime(p, KERNEL_DSQ, slice_ns, now + slice_ns * 100 / task_weight(p), enq_flags);
+}
+
+
+/*
  * Claim generation @enq_cnt of a task for dispatching: true for exactly one of the
  * worker's decision and the BPF side's own service (serve_entry()), whichever
  * comes first; the other is cancelled. dispatched_cnt only grows. Retries a CAS
@@ -707,7 +759,7 @@ static void serve_entry(const struct custody_entry *e)
 		return;
 	tctx = lookup_task_ctx(p);
 	if (tctx && tctx->enq_cnt == e->enq_cnt && claim_generation(tctx, e->enq_cnt)) {
-		insert_anywhere(p, slice_ns, p->scx.dsq_vtime, 0);
+		insert_kernel(p, 0);
 		if (tctx->enq_cnt != e->enq_cnt)
 			scx_bpf_dispatch_cancel();
 		else
@@ -719,9 +771,9 @@ static void serve_entry(const struct custody_entry *e)
 /*
  * Look at custody from its head, the oldest entry, CUSTODY_SCAN entries at most:
  * - drop the entries no longer held (lazy deletion);
- * - with @serve (ops.dispatch, which has dispatch slots), dispatch every task
- *   held while the worker does not run (worker_unresponsive()), and every task
- *   whose record has waited unread longer than max_user_wait_ns;
+ * - dispatch (ops.dispatch only: it has dispatch slots) every task held while
+ *   the worker does not run (worker_unresponsive()), and every task whose record
+ *   has waited unread longer than max_user_wait_ns;
  * - move a task the policy holds (record read) to the tail: its wait is the
  *   policy's choice, bounded by the worker's rescue and, if the worker stops,
  *   by the first rule; the records behind it are what tells whether the worker
@@ -733,7 +785,7 @@ static void serve_entry(const struct custody_entry *e)
  * custody full when moved to the tail is lost: its task then waits for the
  * worker, as before custody existed.
  */
-static bool custody_look(bool serve)
+static bool custody_look(void)
 {
 	struct custody_entry e;
 	bool stalled, overdue, behind = false;
@@ -756,7 +808,7 @@ static bool custody_look(bool serve)
 		behind |= overdue;
 		if (state == NOT_HELD) {
 			bpf_map_pop_elem(&custody, &e);
-		} else if (serve && (stalled || overdue)) {
+		} else if (stalled || overdue) {
 			if (scx_bpf_dispatch_nr_slots() < 2)
 				break;	/* keep a slot for this CPU's own pick */
 			bpf_map_pop_elem(&custody, &e);
@@ -773,14 +825,17 @@ static bool custody_look(bool serve)
 	return behind;
 }
 
-/* New tasks skip the worker while it is behind (custody_look()). */
+/*
+ * New tasks skip the worker while it is behind: a record waited unread longer than
+ * max_user_wait_ns (custody_look(), at each ops.dispatch).
+ */
 static bool worker_is_behind(void)
 {
-	if (!max_user_wait_ns || !READ_ONCE(nr_queued)) {
-		WRITE_ONCE(worker_behind, false);
+	if (!max_user_wait_ns)
 		return false;
-	}
-	return custody_look(false);
+	if (!READ_ONCE(nr_queued))
+		WRITE_ONCE(worker_behind, false);
+	return READ_ONCE(worker_behind);
 }
 
 /*
@@ -822,7 +877,7 @@ static bool queue_to_user(struct task_struct *p, u64 enq_flags)
 	task->stop_ts = tctx->stop_ts;
 	task->exec_runtime = tctx->exec_runtime;
 	task->weight = task_weight(p);
-	task->vtime = p->scx.dsq_vtime;
+	task->vtime = tctx->vtime;
 	task->enq_cnt = ++tctx->enq_cnt;
 	__builtin_memcpy(task->comm, p->comm, PYLAND_COMM_LEN);
 
@@ -898,7 +953,7 @@ s32 BPF_STRUCT_OPS(pyland_select_cpu, struct task_struct *p, s32 prev_cpu, u64 w
 	 * it runs from its own DSQ.
 	 */
 	if (direct_dispatch && !is_worker(p) &&
-	    (!worker_has_work() || worker_unresponsive() || READ_ONCE(worker_behind))) {
+	    (!worker_has_work() || worker_unresponsive() || worker_is_behind())) {
 		dsq_insert(p, SCX_DSQ_LOCAL, slice_ns, 0);
 		stat_inc(&nr_direct_dispatches);
 	}
@@ -940,7 +995,7 @@ void BPF_STRUCT_OPS(pyland_enqueue, struct task_struct *p, u64 enq_flags)
 		if (p->nr_cpus_allowed == 1)
 			keep_on_cpu(p, cpu, enq_flags);
 		else
-			insert_anywhere(p, slice_ns, p->scx.dsq_vtime, enq_flags);
+			insert_kernel(p, enq_flags);
 		stat_inc(&nr_rt_dispatches);
 		return;
 	}
@@ -951,12 +1006,14 @@ void BPF_STRUCT_OPS(pyland_enqueue, struct task_struct *p, u64 enq_flags)
 	 * debugger) is a task too.
 	 */
 	if (worker_unresponsive() || worker_is_behind()) {
-		insert_anywhere(p, slice_ns, p->scx.dsq_vtime, enq_flags);
+		insert_kernel(p, enq_flags);
 		stat_inc(&nr_stalled_dispatches);
 		return;
 	}
 
 	if (queue_to_user(p, enq_flags)) {
+		if (!(enq_flags & SCX_ENQ_WAKEUP) && cpu >= 0 && cpu < MAX_CPUS)
+			WRITE_ONCE(cpu_contended_at[cpu], bpf_ktime_get_ns());
 		wake_worker(enq_flags & SCX_ENQ_WAKEUP ? cpu : -1);
 		/*
 		 * The last task of this CPU: it goes idle right after this, and an
@@ -969,7 +1026,7 @@ void BPF_STRUCT_OPS(pyland_enqueue, struct task_struct *p, u64 enq_flags)
 	}
 
 	/* The ring is full (or the task has no context): keep it running anyway. */
-	insert_anywhere(p, slice_ns, p->scx.dsq_vtime, enq_flags);
+	insert_kernel(p, enq_flags);
 	stat_inc(&nr_sched_congested);
 }
 
@@ -1027,6 +1084,7 @@ static void dispatch_task(const struct dispatched_task *rec)
 		stat_inc(&nr_cancel_dispatches);
 		release_claimed_cpu(rec->cpu);
 	} else {
+		tctx->vtime = rec->vtime;
 		if (bounced)
 			stat_inc(&nr_bounce_dispatches);
 		stat_inc(&nr_user_dispatches);
@@ -1054,6 +1112,36 @@ static long dispatch_one(struct bpf_dynptr *dynptr, void *ctx)
 	return scx_bpf_dispatch_nr_slots() > 0 ? 0 : 1;
 }
 
+/* When the first task of @dsq_id was inserted (shared_ts); ~0 if there is none. */
+static u64 first_inserted_at(u64 dsq_id)
+{
+	struct task_struct *first;
+	struct task_ctx *fctx;
+	u64 ts = ~0ULL;
+
+	bpf_for_each(scx_dsq, first, dsq_id, 0) {
+		fctx = lookup_task_ctx(first);
+		ts = fctx ? fctx->shared_ts : 0;
+		break;
+	}
+	return ts;
+}
+
+/*
+ * The next task from SHARED_DSQ (placed by the worker, in its vtime order) or
+ * KERNEL_DSQ (dispatched by the BPF side, insert_kernel()): whichever first task
+ * was inserted earlier, so neither waits behind the other for good. Where DSQs
+ * cannot be iterated (Debian's 7.1.13), SHARED_DSQ first. True if one was moved.
+ */
+static bool dispatch_shared_or_kernel(void)
+{
+	if (scx_bpf_dsq_nr_queued(KERNEL_DSQ) && can_iterate_dsqs() &&
+	    first_inserted_at(KERNEL_DSQ) < first_inserted_at(SHARED_DSQ) &&
+	    dsq_move_to_local(KERNEL_DSQ))
+		return true;
+	return dsq_move_to_local(SHARED_DSQ) || dsq_move_to_local(KERNEL_DSQ);
+}
+
 void BPF_STRUCT_OPS(pyland_dispatch, s32 cpu, struct task_struct *prev)
 {
 	long err;
@@ -1077,7 +1165,7 @@ void BPF_STRUCT_OPS(pyland_dispatch, s32 cpu, struct task_struct *prev)
 	 * Tasks that wait for a worker that does not run, or wait unread too long:
 	 * this CPU serves them (custody_look()), into idle CPUs or the shared DSQ.
 	 */
-	custody_look(true);
+	custody_look();
 
 	/* Kernel threads first: the worker may be waiting for one. */
 	if (dsq_move_to_local(KTHREAD_DSQ))
@@ -1098,7 +1186,7 @@ void BPF_STRUCT_OPS(pyland_dispatch, s32 cpu, struct task_struct *prev)
 		return;
 	}
 
-	if (dsq_move_to_local(SHARED_DSQ))
+	if (dispatch_shared_or_kernel())
 		return;
 
 	/*
@@ -1150,10 +1238,14 @@ void BPF_STRUCT_OPS(pyland_running, struct task_struct *p)
 	s32 cpu = scx_bpf_task_cpu(p);
 	u64 now = scx_bpf_now();
 
-	if (tctx)
+	if (tctx) {
 		tctx->start_ts = now;
-	if (cpu >= 0 && cpu < MAX_CPUS)
+	}
+	if (cpu >= 0 && cpu < MAX_CPUS) {
 		WRITE_ONCE(cpu_burst_start[cpu], now - (tctx ? tctx->exec_runtime : 0));
+		if (!is_worker(p))
+			WRITE_ONCE(cpu_idle_since[cpu], 0);
+	}
 	if (is_worker(p)) {
 		WRITE_ONCE(worker_last_run, now);
 		WRITE_ONCE(worker_running, true);
@@ -1166,6 +1258,7 @@ void BPF_STRUCT_OPS(pyland_running, struct task_struct *p)
 void BPF_STRUCT_OPS(pyland_stopping, struct task_struct *p, bool runnable)
 {
 	struct task_ctx *tctx = lookup_task_ctx(p);
+	s32 cpu = scx_bpf_task_cpu(p);
 	u64 now = scx_bpf_now();
 
 	if (tctx) {
@@ -1175,19 +1268,28 @@ void BPF_STRUCT_OPS(pyland_stopping, struct task_struct *p, bool runnable)
 	if (is_worker(p)) {
 		WRITE_ONCE(worker_last_run, now);
 		WRITE_ONCE(worker_running, false);
+	} else if (cpu >= 0 && cpu < MAX_CPUS) {
+		/* The next task's ops.running clears it again. */
+		WRITE_ONCE(cpu_idle_since[cpu], bpf_ktime_get_ns());
 	}
 	__sync_fetch_and_sub(&nr_running, 1);
 }
 
 /*
- * A higher class (a real-time task) takes @cpu. Tasks waiting in its local DSQ
- * (the worker among them, when the heartbeat put it there) would wait as long as
- * the real-time task runs: enqueue them again, so the ones that may run elsewhere
- * do (pyland_enqueue keeps the rest on @cpu, for its ext_server).
+ * A higher class takes @cpu. A real-time task may keep it for as long as it likes:
+ * tasks waiting in its local DSQ (the worker among them, when the heartbeat put it
+ * there) would wait that long, so enqueue them again, and the ones that may run
+ * elsewhere do (pyland_enqueue keeps the rest on @cpu, for its ext_server). A
+ * deadline task runs its runtime and gives the CPU back: nothing to do. Re-enqueued
+ * at every deadline task's turn, the task whose slice was running at the local
+ * DSQ's head would come back with a whole slice each time and never run out,
+ * while the kernel threads waiting for the CPU never ran (docs/design.md,
+ * real-time).
  */
 void BPF_STRUCT_OPS(pyland_cpu_release, s32 cpu, struct scx_cpu_release_args *args)
 {
-	scx_bpf_reenqueue_local();
+	if (args->reason == SCX_CPU_PREEMPT_RT)
+		scx_bpf_reenqueue_local();
 }
 
 s32 BPF_STRUCT_OPS(pyland_init_task, struct task_struct *p, struct scx_init_task_args *args)
@@ -1314,9 +1416,9 @@ s32 BPF_STRUCT_OPS_SLEEPABLE(pyland_init)
 		}
 	}
 	err = scx_bpf_create_dsq(SHARED_DSQ, -1) ?: scx_bpf_create_dsq(WORKER_DSQ, -1) ?:
-	      scx_bpf_create_dsq(KTHREAD_DSQ, -1);
+	      scx_bpf_create_dsq(KTHREAD_DSQ, -1) ?: scx_bpf_create_dsq(KERNEL_DSQ, -1);
 	if (err) {
-		scx_bpf_error("cannot create the shared, worker and kernel-thread DSQs: %d", err);
+		scx_bpf_error("cannot create the shared, worker, kernel-thread and kernel DSQs: %d", err);
 		return err;
 	}
 	return init_custody_watch() ?: start_heartbeat();

@@ -388,6 +388,16 @@ NB_MODULE(_bpf, m) {
                  return s.select_out[0];
              },
              "pid"_a, "prev_cpu"_a, "An idle CPU for one task, or -1.")
+        .def("idle_cpus",
+             [](PyScheduler &s, uint64_t min_idle_ns, uint64_t min_uncontended_ns) {
+                 s.sched.idle_cpus(min_idle_ns, min_uncontended_ns, s.select_out);
+                 return s.select_out;
+             },
+             "min_idle_ns"_a, "min_uncontended_ns"_a = 0,
+             "The CPUs that have run no task but the worker for at least min_idle_ns (ns) and had no "
+             "task queued again without sleeping (a slice that ended, a preemption: a task still "
+             "runnable, whose decision will bring it back) for at least min_uncontended_ns, in id "
+             "order: a read of the BPF side's per-CPU state, no system call.")
         .def("read_domain", [](PyScheduler &s, int level, int cpu) { return s.sched.read_domain(level, cpu); },
              "level"_a, "cpu"_a, "The CPUs of a cache domain as the BPF side holds them (level: 0 SMT, 1 L2, 2 L3).")
         // The GIL stays held: the worker has no other thread to give it to, and

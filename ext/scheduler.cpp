@@ -278,6 +278,7 @@ void Scheduler::load(const Options &options) {
         throw Error("cannot load the BPF scheduler (" + errno_text(err) + "):\n" + verifier_log_tail(10));
     }
     skel_->bss->nr_online_cpus = static_cast<uint64_t>(sysconf(_SC_NPROCESSORS_ONLN));
+    nr_cpu_ids_ = std::clamp(libbpf_num_possible_cpus(), 0, static_cast<int>(MAX_CPUS));
 }
 
 // Run a syscall program: the caller has written its arguments into .bss, and its
@@ -433,6 +434,22 @@ bool Scheduler::notify_complete(uint64_t nr_pending) {
 bool Scheduler::all_cpus_busy() const {
     return skel_ && __atomic_load_n(&skel_->bss->nr_running, __ATOMIC_RELAXED) >=
                         __atomic_load_n(&skel_->bss->nr_online_cpus, __ATOMIC_RELAXED);
+}
+
+void Scheduler::idle_cpus(uint64_t min_idle_ns, uint64_t min_uncontended_ns, std::vector<int32_t> &out) const {
+    out.clear();
+    if (!skel_)
+        return;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    const uint64_t now = static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+    for (int cpu = 0; cpu < nr_cpu_ids_; cpu++) {
+        uint64_t since = __atomic_load_n(&skel_->bss->cpu_idle_since[cpu], __ATOMIC_RELAXED);
+        uint64_t contended = __atomic_load_n(&skel_->bss->cpu_contended_at[cpu], __ATOMIC_RELAXED);
+        uint64_t uncontended = contended <= now ? now - contended : 0;
+        if (since && since <= now && now - since >= min_idle_ns && uncontended >= min_uncontended_ns)
+            out.push_back(cpu);
+    }
 }
 
 bool Scheduler::exited() const {

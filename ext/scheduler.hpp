@@ -96,6 +96,11 @@ public:
     bool notify_complete(uint64_t nr_pending);
     // Every online CPU is running a task (this worker's among them), so none is idle.
     bool all_cpus_busy() const;
+    // The CPUs that have run no task but this worker for at least `min_idle_ns`
+    // and had no task queued again without sleeping (a slice that ended) for at
+    // least `min_uncontended_ns` (CLOCK_MONOTONIC), into `out` (cleared first):
+    // read from the BPF side's cpu_idle_since and cpu_contended_at, no system call.
+    void idle_cpus(uint64_t min_idle_ns, uint64_t min_uncontended_ns, std::vector<int32_t> &out) const;
 
     bool exited() const;
     // Debug only: make the BPF side call scx_bpf_error() on its next dispatch.
@@ -144,6 +149,7 @@ private:
     std::unique_ptr<user_ring_buffer, UserRingDeleter> dispatched_;
     std::unique_ptr<bpf_link, LinkDeleter> link_;
     std::string ops_name_;
+    int nr_cpu_ids_ = 0;  // possible CPUs: the ids cpu_idle_since has entries for
     std::vector<QueuedTask> *consume_out_ = nullptr;  // target of the ring callback
     std::vector<QueuedTask> ceiling_queued_;            // run_fifo_ceiling's buffers
     std::vector<DispatchedTask> ceiling_backlog_;

@@ -9,7 +9,7 @@ import pytest
 from scx_pyland import _bpf
 from scx_pyland.policies import rustland
 from scx_pyland.policies.rustland import RustlandPolicy
-from scx_pyland.policy import RL_CPU_ANY, RL_CPU_NEAR, PolicyConfig
+from scx_pyland.policy import RL_CPU_NEAR, PolicyConfig
 from scx_pyland.records import queued_bytes
 
 SLICE_MAX = 20_000_000
@@ -103,13 +103,57 @@ def test_a_task_far_ahead_of_the_clock_waits_for_it_250_ms_at_most(monkeypatch):
     later = time.monotonic_ns() + rustland.HOLD_MAX_NS
     monkeypatch.setattr(rustland.time, "monotonic_ns", lambda: later)
     [d] = policy.dispatch()
-    assert (d.pid, d.cpu) == (1, RL_CPU_ANY) and policy.nr_pending == 0
+    assert (d.pid, d.cpu) == (1, RL_CPU_NEAR) and policy.nr_pending == 0
+
+
+def held_ahead(idle_cpus, *tasks) -> RustlandPolicy:
+    """A rustland policy whose BPF side reports `idle_cpus(min_idle_ns)`, holding
+    `tasks` far ahead of its clock."""
+    policy = RustlandPolicy(PolicyConfig(slice_ns=SLICE_MAX, slice_min_ns=SLICE_MIN, nr_cpus=2))
+    policy.use_scheduler(lambda tasks: [-1] * len(tasks), idle_cpus)
+    policy.vruntime_now = 100 * SLICE_MAX
+    enqueue(policy, *tasks)
+    return policy
+
+
+def test_a_task_ahead_of_the_clock_runs_at_once_on_a_cpu_that_has_nothing_to_run():
+    """Issue 28 item 1: EEVDF runs a task alone on its CPU whatever its vruntime; a
+    held nice-19 task waited up to 250 ms a wake-up beside an idle CPU."""
+    asked = []
+
+    def idle_cpus(min_idle_ns, min_uncontended_ns):
+        asked.append((min_idle_ns, min_uncontended_ns))
+        return [1]
+    far = 100 * SLICE_MAX + 2 * SLICE_MAX
+    policy = held_ahead(idle_cpus, queued_bytes(1, cpu=1, nr_cpus_allowed=1, vtime=far),
+                        queued_bytes(2, cpu=0, nr_cpus_allowed=1, vtime=far))
+    assert [(d.pid, d.cpu) for d in policy.dispatch()] == [(1, RL_CPU_NEAR)]
+    assert asked == [(rustland.IDLE_GRACE_NS, rustland.UNCONTENDED_SLICES * SLICE_MAX)]
+    assert policy.nr_pending == 1
+
+
+def test_an_idle_cpu_goes_to_one_held_task_and_not_to_a_chosen_one_s_share():
+    far = 100 * SLICE_MAX + 2 * SLICE_MAX
+    # Two tasks that may use any CPU, one CPU idle: one of them runs.
+    policy = held_ahead(lambda ns, wait: [1], queued_bytes(1, vtime=far), queued_bytes(2, vtime=far + 1))
+    assert [d.pid for d in policy.dispatch()] == [1] and policy.nr_pending == 1
+    # An eligible task chosen in the same cycle takes the idle CPU first.
+    policy = held_ahead(lambda ns, wait: [1], queued_bytes(1, vtime=far), queued_bytes(3, vtime=100 * SLICE_MAX))
+    assert [d.pid for d in policy.dispatch()] == [3] and policy.nr_pending == 1
+
+
+def test_a_task_ahead_of_the_clock_waits_while_its_cpus_are_busy():
+    far = 100 * SLICE_MAX + 2 * SLICE_MAX
+    policy = held_ahead(lambda ns, wait: [], queued_bytes(1, vtime=far))
+    assert policy.dispatch() == [] and policy.nr_pending == 1
+    policy = held_ahead(lambda ns, wait: [0], queued_bytes(1, cpu=1, nr_cpus_allowed=1, vtime=far))
+    assert policy.dispatch() == [] and policy.nr_pending == 1
 
 
 def test_rustland_never_asks_for_idle_cpus_itself(monkeypatch):
     """The idle CPU near a task's last one is the BPF side's to pick (RL_CPU_NEAR), so
     a cycle costs no select_cpus system call, and rule 5 holds a task ahead of the
-    clock whatever CPU is idle (docs/design.md, rustland's docstring)."""
+    clock while no CPU has been idle for its grace (rustland's docstring)."""
     def asked(tasks):
         raise AssertionError("rustland called select_cpus")
     policy = RustlandPolicy(CONFIG)
@@ -120,7 +164,7 @@ def test_rustland_never_asks_for_idle_cpus_itself(monkeypatch):
     assert sorted((d.pid, d.cpu) for d in policy.dispatch()) == [(1, RL_CPU_NEAR), (2, RL_CPU_NEAR)]
     later = time.monotonic_ns() + rustland.HOLD_MAX_NS
     monkeypatch.setattr(rustland.time, "monotonic_ns", lambda: later)
-    assert [(d.pid, d.cpu) for d in policy.dispatch()] == [(3, RL_CPU_ANY)]
+    assert [(d.pid, d.cpu) for d in policy.dispatch()] == [(3, RL_CPU_NEAR)]
 
 
 def test_the_clock_catching_up_makes_a_held_task_eligible():

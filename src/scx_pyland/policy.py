@@ -71,10 +71,14 @@ class Policy:
         if not self.name:
             self.name = type(self).__name__
         self._select_cpus: Callable[[list[QueuedTask]], list[int]] | None = None
+        self._idle_cpus: Callable[[int, int], list[int]] | None = None
 
-    def use_scheduler(self, select_cpus: Callable[[list[QueuedTask]], list[int]]) -> None:
-        """Called by the worker once attached, to connect :meth:`select_cpus`."""
+    def use_scheduler(self, select_cpus: Callable[[list[QueuedTask]], list[int]],
+                      idle_cpus: Callable[[int, int], list[int]] | None = None) -> None:
+        """Called by the worker once attached, to connect :meth:`select_cpus` and
+        :meth:`idle_cpus`."""
         self._select_cpus = select_cpus
+        self._idle_cpus = idle_cpus
 
     def select_cpus(self, tasks: list[QueuedTask]) -> list[int]:
         """An idle CPU for each task, nearest to the CPU it last ran on (a whole idle
@@ -84,6 +88,21 @@ class Policy:
         if self._select_cpus is None:
             return [-1] * len(tasks)
         return self._select_cpus(tasks)
+
+    def idle_cpus(self, min_idle_ns: int, min_uncontended_ns: int = 0) -> list[int]:
+        """The CPUs that have run no task but the worker for at least `min_idle_ns`
+        (ns) and had no task queued again without sleeping (its slice ended or it was
+        preempted) for at least `min_uncontended_ns`, in id order: a read of the BPF
+        side's state, no system call. A CPU whose task's slice just ended looks idle
+        until the policy's decision for it comes back (the task is on its way to the
+        policy): `min_uncontended_ns` tells the two apart. Without a kernel (tests,
+        replays) no CPU is idle.
+
+        Raises nothing; the answer may be a moment old (the BPF side writes while
+        this reads)."""
+        if self._idle_cpus is None:
+            return []
+        return self._idle_cpus(min_idle_ns, min_uncontended_ns)
 
     def enqueue(self, tasks: list[QueuedTask]) -> None:
         """Tasks that need a CPU, oldest first (possibly none)."""

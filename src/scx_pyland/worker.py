@@ -201,7 +201,7 @@ class Worker:
             max_user_wait_ns=self.options.max_user_wait_ms * 1_000_000,
         )
         with sched, self.fork_guard.armed():
-            self.policy.use_scheduler(sched.select_cpus)
+            self.policy.use_scheduler(sched.select_cpus, getattr(sched, "idle_cpus", None))
             if self.options.partial:
                 # Only SCHED_EXT tasks are ours now: the worker must be one of them,
                 # or the BPF side would never see (and favour) it.
@@ -394,7 +394,7 @@ class Worker:
                 raise SwapRefused(f"the {spec} policy failed to start: {type(err).__name__}: {err}") from None
             select_cpus = getattr(sched, "select_cpus", None)
             if select_cpus:
-                new.use_scheduler(select_cpus)
+                new.use_scheduler(select_cpus, getattr(sched, "idle_cpus", None))
             try:
                 new.enqueue(held)
             except Exception as err:

@@ -26,11 +26,17 @@
 5. Only tasks whose vruntime is at most one maximum slice ahead of vruntime_now
    are eligible, as in EEVDF: a task charged far ahead (a nice-19 task after a
    run) waits for the clock, 250 ms at most (the clock stands still while nothing
-   runs). Without this rule a
-   task waiting alone is dispatched at once, whatever its vruntime, and two CPU
-   hogs on one CPU take turns: nice 0 and nice 19 got 50% each. (An idle CPU
-   cannot be the exception: the CPU a task just left looks idle until its record
-   is read, and a held nice-19 task took it 8 to 11% of the time that way.)
+   runs), unless a CPU it may use has nothing to do: no task but the worker has
+   run there for IDLE_GRACE_NS (1 ms) and no task's slice has ended there for
+   two maximum slices (Policy.idle_cpus). As under EEVDF, a task alone on its
+   CPUs runs whatever its vruntime. Without the wait, two CPU hogs on one CPU
+   take turns: nice 0 and nice 19 got 50% each. Without the exception, a CPU
+   stayed idle while a task waited for a clock that does not move when nothing
+   else runs (docs/design.md, "Rule 5 and idle CPUs"). The slices are there
+   because a CPU whose task's slice just ended looks idle until the decision
+   for it comes back: with any idle CPU as the exception, a held nice-19 task
+   took that CPU from a nice-0 one. A task held back goes to an idle CPU near
+   its last one (RL_CPU_NEAR).
 
 Departures from scx_rustland, each for a fault seen in a guest:
 
@@ -71,13 +77,19 @@ from __future__ import annotations
 import heapq
 import time
 
-from scx_pyland.policy import ENQ_WAKEUP, RL_CPU_ANY, RL_CPU_NEAR, RL_PREEMPT, DispatchedTask, Policy, PolicyConfig, \
+from scx_pyland.policy import ENQ_WAKEUP, RL_CPU_NEAR, RL_PREEMPT, DispatchedTask, Policy, PolicyConfig, \
     QueuedTask
 
 # Rule 5: how many tasks ahead of the clock one cycle looks past, beyond one per CPU,
 # and how long one waits for the clock at most (ns).
 SCAN_AHEAD = 8
 HOLD_MAX_NS = 250_000_000
+# Rule 5: how long a CPU must have had nothing to run (but the worker), and how many
+# maximum slices no task's slice may have ended there, before a task ahead of the
+# clock may take it. A CPU whose task's slice ended looks idle until the policy's
+# decision brings it back.
+IDLE_GRACE_NS = 1_000_000
+UNCONTENDED_SLICES = 2
 
 
 class RustlandPolicy(Policy):
@@ -147,17 +159,38 @@ class RustlandPolicy(Policy):
                DispatchedTask(pid, RL_CPU_NEAR, RL_PREEMPT if task.flags & ENQ_WAKEUP else 0,
                               min(slice_max, base * task.weight // 100), vruntime, enq_cnt)
                for (_, _, pid, enq_cnt, vruntime, task) in chosen]
-        # Rule 5: a task ahead of the clock waits for it, HOLD_MAX_NS at most.
+        # Rule 5: a task ahead of the clock waits for it, HOLD_MAX_NS at most, or
+        # until a CPU it may use has had nothing to run for IDLE_GRACE_NS.
         if ahead:
             expired = time.monotonic_ns() - HOLD_MAX_NS
+            idle: list[int] | None = None
             for entry in ahead:
-                if entry[1] <= expired:
-                    out.append(DispatchedTask(entry[2], entry[5].cpu if self.config.percpu_local else RL_CPU_ANY,
-                                              0, min(slice_max, base * entry[5].weight // 100), entry[4], entry[3]))
-                else:
-                    heapq.heappush(pending, entry)
+                task = entry[5]
+                if entry[1] > expired:
+                    if idle is None:
+                        idle = self.idle_cpus(IDLE_GRACE_NS, UNCONTENDED_SLICES * slice_max)[len(chosen):]
+                    if not take_idle_cpu(idle, task, self.config.nr_cpus):
+                        heapq.heappush(pending, entry)
+                        continue
+                out.append(DispatchedTask(entry[2], task.cpu if local else RL_CPU_NEAR, 0,
+                                          min(slice_max, base * task.weight // 100), entry[4], entry[3]))
         return out
 
     @property
     def nr_pending(self) -> int:
         return len(self.pending)
+
+
+def take_idle_cpu(idle: list[int], task: QueuedTask, nr_cpus: int) -> bool:
+    """Take from `idle` a CPU `task` may use, if there is one: any, for a task that
+    may use every CPU; else the CPU it last ran on (the mask itself is not in the
+    record, so a task with some CPUs is judged by its last one)."""
+    if not idle:
+        return False
+    if task.nr_cpus_allowed >= nr_cpus:
+        idle.pop()
+        return True
+    if task.cpu in idle:
+        idle.remove(task.cpu)
+        return True
+    return False
