@@ -183,7 +183,7 @@ class Worker:
         except OSError as err:
             raise CannotStart(f"cannot read the CPU topology: {os_error_text(err)}") from None
         # Lines written while attached (--stats, errors, reloads) never block.
-        self.stats_fd = open_stats_stderr()
+        self.stats_fd = open_stats_stderr(stats_asked=bool(self.options.stats_interval))
         self.events = logs.NonBlockingLog(self.stats_fd)
         self.watched = self.watch_target()
         if threads := other_threads():
@@ -719,14 +719,18 @@ def compaction_off_locked_pages(path: Path = compaction.SYSCTL, restore: bool = 
         yield
 
 
-def open_stats_stderr() -> int | None:
-    """stderr may be a pipe that only another task drains (in a container, the
-    shim): the --stats lines go through a descriptor that never blocks, and are
-    dropped rather than ever waited for (scx_pyland.logs has the rules)."""
+def open_stats_stderr(stats_asked: bool) -> int | None:
+    """stderr may be a pipe or a terminal that only another task drains (in a
+    container, the shim; a terminal emulator): the lines written while attached go
+    through a descriptor that never waits on one, and are dropped rather than ever
+    waited for (scx_pyland.logs has the rules). None when there is no such
+    descriptor: the log lines then wait until the worker has detached, and the
+    --stats lines are lost, which is worth a warning only if they were asked for."""
     try:
         return logs.open_stats_stderr()
     except OSError as err:
-        log(f"warning: no --stats lines: cannot reopen stderr without blocking: {err.strerror}")
+        if stats_asked:
+            log(f"warning: no --stats lines: cannot open stderr again without blocking: {err.strerror}")
         return None
 
 
