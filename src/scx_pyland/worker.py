@@ -317,15 +317,17 @@ class Worker:
             decisions = pick()
             if backlog:
                 # The ring was full (or tasks were rescued): what waits goes first.
-                decisions = backlog + (release(decisions) if decisions else [])
+                decisions = backlog + (release(decisions) if decisions else no_decisions(decisions))
                 backlog.clear()
                 sent = dispatch(decisions)
                 if sent < len(decisions):
                     backlog.extend(decisions[sent:])
             elif decisions:
-                refused = submit(decisions)
+                refused = submit(decisions)     # raises TypeError unless a list of DispatchedTask
                 if refused:
                     backlog.extend(refused)
+            elif decisions.__class__ is not list:
+                no_decisions(decisions)         # None, (), ...: an error, as any non-list
             if monotonic_ns() >= next_housekeeping:
                 if self.housekeeping(sched):
                     return      # a new policy: bind it
@@ -675,6 +677,17 @@ class ForkGuard:
             self.write(f"scx_pyland: error: the worker forked while attached: the child was ended at once "
                        f"(it would keep the scheduler attached; docs/design.md, the traps); "
                        f"{self.nr_forks} fork(s) ended so far")
+
+
+def no_decisions(decisions: object) -> list:
+    """A policy's dispatch() returned something empty: [] for an empty list (or list
+    subclass); raises TypeError for anything else (None, an empty tuple), as
+    Scheduler.submit does for a non-list with decisions in it, so the worker's
+    fallback takes over (policy.py: anything but a list is an error)."""
+    if not isinstance(decisions, list):
+        raise TypeError(f"the policy's dispatch() must return a list of DispatchedTask, "
+                        f"not {type(decisions).__name__}")
+    return []
 
 
 def file_signature(path: Path) -> tuple[int, int, int] | None:
