@@ -213,9 +213,29 @@ def test_a_transport_failure_is_restarted_and_named():
     assert verdict.reason == "the transport to the BPF side failed: ring gone"
 
 
+def test_a_start_that_failed_for_a_reason_that_may_pass_is_restarted_and_named():
+    verdict = classify(WorkerExit(WorkerStatus.START_FAILED,
+                                  {"error": "cannot map the ring buffer of queued tasks: Cannot allocate memory"}))
+    assert verdict.restart
+    assert verdict.reason == ("the worker could not start: cannot map the ring buffer of queued tasks: "
+                              "Cannot allocate memory")
+
+
+def test_a_kernel_that_refused_the_ext_server_s_bandwidth_is_restarted_with_what_frees_it(monkeypatch):
+    from scx_pyland import exits
+    monkeypatch.setattr(exits, "kernel_release", lambda release=None: (7, 3))
+    verdict = classify(WorkerExit(WorkerStatus.KERNEL_EXIT, {
+        "kind": int(ExitKind.ERROR), "exit_code": 0, "reason": "runtime error",
+        "msg": "scx_root_enable() failed (-16)"}))
+    assert verdict.restart
+    assert verdict.reason.startswith("the kernel unregistered the scheduler: runtime error (scx_root_enable() "
+                                     "failed (-16)): the kernel could not reserve SCHED_DEADLINE bandwidth")
+    assert verdict.reason.endswith("frees it [ERROR 0x400]")
+
+
 def test_supervisor_statuses_do_not_reuse_the_workers_restartable_ones():
     assert not {int(s) for s in SupervisorStatus} & {WorkerStatus.POLICY_FAILED, WorkerStatus.TRANSPORT_FAILED,
-                                                     WorkerStatus.KERNEL_EXIT}
+                                                     WorkerStatus.KERNEL_EXIT, WorkerStatus.START_FAILED}
 
 
 # -- back-off and budget ---------------------------------------------------------------

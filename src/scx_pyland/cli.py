@@ -48,9 +48,12 @@ not privileged, another scheduler attached, verifier rejection), not retried;
 71 the supervisor gave up: more than --max-restarts restarts within --restart-window
 (the message names the last exit); 72 sysrq-S with --sysrq-final.
 With --no-supervisor also: 70 the policy raised an exception (with
---on-policy-error exit, or the fifo fallback itself raised); 74 reading or writing
-the rings to the BPF side failed; 75 the kernel unregistered the scheduler (stall,
-error, sysrq-S, CPU hotplug)."""
+--on-policy-error exit, or the fifo fallback itself raised); 73 it could not start
+this time (out of memory, a ring or a BPF program run failed, the kernel refused
+the attach for now), which the supervisor retries; 74 reading or writing the rings
+to the BPF side failed; 75 the kernel unregistered the scheduler (stall, error,
+sysrq-S, CPU hotplug, or refused it as it attached: no deadline bandwidth left for
+its ext_server)."""
 
 
 def _number(text: str, convert: type, noun: str):

@@ -45,7 +45,7 @@ from pathlib import Path
 
 from scx_pyland import compaction, files, logs, reload
 from scx_pyland.exits import (ECODE_ACT_RESTART, ExitKind, SupervisorStatus, WorkerStatus, kind_name,
-                              read_exit_info)
+                              read_exit_info, with_explanation)
 STATUS_FILE = Path(os.environ.get("SCX_PYLAND_RUN_DIR", "/run/scx_pyland")) / "supervisor.json"
 # How long a worker's process group may take to vanish after SIGKILL.
 GROUP_KILL_TIMEOUT_S = 10.0
@@ -96,7 +96,7 @@ def describe_kernel_exit(info: dict) -> str:
     if info.get("msg"):
         reason += f" ({info['msg']})"
     kind = info.get("kind", 0)
-    return f"{reason} [{kind_name(kind)} 0x{kind:x}]"
+    return f"{with_explanation(reason)} [{kind_name(kind)} 0x{kind:x}]"
 
 
 def classify(ended: WorkerExit, sysrq_final: bool = False) -> Verdict:
@@ -128,6 +128,8 @@ def classify(ended: WorkerExit, sysrq_final: bool = False) -> Verdict:
         return Verdict(True, f"the policy failed: {info.get('error', 'see the traceback above')}")
     if rc == WorkerStatus.TRANSPORT_FAILED:
         return Verdict(True, info.get("error", "the transport to the BPF side failed"))
+    if rc == WorkerStatus.START_FAILED:
+        return Verdict(True, f"the worker could not start: {info.get('error', 'see its message above')}")
     return Verdict(True, f"the worker exited with status {rc}")
 
 

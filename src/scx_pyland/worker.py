@@ -41,7 +41,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from scx_pyland import _bpf, compaction, files, logs, reload, stats, topology
-from scx_pyland.exits import ExitKind, WorkerStatus, is_error, kind_name, write_exit_info
+from scx_pyland.exits import ExitKind, WorkerStatus, is_error, kind_name, with_explanation, write_exit_info
 from scx_pyland.policies import FifoPolicy, PolicyLoadError, load_policy_class, policy_file
 from scx_pyland.policy import Policy
 from scx_pyland.replay import TraceRecorder
@@ -169,10 +169,19 @@ class Worker:
                 log(f"warning: {warning}")
             with compaction_off_locked_pages(restore=self.options.restore_compaction):
                 return self.attach_and_run()
-        except (_bpf.Error, CannotStart) as err:
+        except (_bpf.CannotStartHere, CannotStart) as err:
+            # No sched_ext, no privilege, another scheduler, a verifier rejection:
+            # this system cannot take the scheduler as it is.
             log(f"error: {err}")
             self.exit_fields = {"error": str(err)}
             return WorkerStatus.CANNOT_START
+        except (_bpf.Error, MemoryError) as err:
+            # Out of memory, a ring that could not be mapped, a program run that
+            # failed, an attach refused for now: another start may succeed.
+            message = with_explanation(str(err) or "out of memory")
+            log(f"error: cannot start now: {message}")
+            self.exit_fields = {"error": message}
+            return WorkerStatus.START_FAILED
         finally:
             if self.stats:
                 self.stats.close()
@@ -581,6 +590,7 @@ class Worker:
         reason = info.reason or "no reason given"
         if info.msg:
             reason += f" ({info.msg})"
+        reason = with_explanation(reason)
         total = (c.nr_user_dispatches + c.nr_kernel_dispatches + c.nr_direct_dispatches + c.nr_rt_dispatches
                  + c.nr_stalled_dispatches + c.nr_custody_dispatches + c.nr_sched_congested)
 
@@ -607,7 +617,9 @@ class Worker:
 
 
 class CannotStart(Exception):
-    """The worker cannot start for a reason retrying will not fix; the message says why."""
+    """The worker cannot start for a reason retrying will not fix (exit 69, final);
+    the message says why. A _bpf.Error that is not a _bpf.CannotStartHere is one
+    that may pass (exit 73, restarted)."""
 
 
 class SwapRefused(Exception):
