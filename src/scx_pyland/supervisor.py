@@ -113,7 +113,8 @@ def classify(ended: WorkerExit, sysrq_final: bool = False) -> Verdict:
         error = info.get("error", "see its message above")
         return Verdict(False, f"the worker cannot start: {error}", SupervisorStatus.CANNOT_START)
     if rc == WorkerStatus.USAGE:
-        return Verdict(False, "the worker rejected its command line", SupervisorStatus.USAGE)
+        error = f": {info['error']}" if info.get("error") else ""
+        return Verdict(False, f"the worker rejected its command line{error}", SupervisorStatus.USAGE)
     if rc == WorkerStatus.KERNEL_EXIT:
         reason = describe_kernel_exit(info)
         if info.get("kind") == ExitKind.SYSRQ:
