@@ -54,9 +54,11 @@ def test_a_module_that_raises_on_import_is_reported(tmp_path):
         load_policy_class(f"{tmp_path / 'broken.py'}:Anything")
 
 
-def test_the_cli_exits_2_on_a_bad_policy_without_a_traceback():
-    out = subprocess.run([sys.executable, "-m", "scx_pyland", "--policy", "no_such_module_xyz:P"],
-                         capture_output=True, text=True, timeout=60)
+def test_the_cli_exits_2_on_a_bad_policy_without_a_traceback(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "scx_pyland", "--policy", "no_such_module_xyz:P",
+                          "--status-file", str(tmp_path / "supervisor.json")],
+                         capture_output=True, text=True, timeout=60,
+                         env=dict(os.environ, SCX_PYLAND_RUN_DIR=str(tmp_path)))
     assert out.returncode == 2
     assert "cannot import policy module" in out.stderr
     assert "Traceback" not in out.stderr

@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from scx_pyland import __version__
+from scx_pyland import __version__, compaction
 from scx_pyland.exits import SupervisorStatus, WorkerStatus, write_exit_info
 from scx_pyland.supervisor import STATUS_FILE
 
@@ -392,6 +392,7 @@ def main(argv: list[str] | None = None) -> int:
                             exit_dump_len=args.exit_dump_len, partial=args.partial,
                             verbose=args.verbose, stats_interval=args.stats, record=args.record,
                             exit_info=args.exit_info, restore_compaction=not args.worker,
+                            compaction_original=None if args.worker else compaction.ORIGINAL,
                             debug_stall_after=args.debug_stall_after,
                             debug_bpf_error_after=args.debug_bpf_error_after,
                             policy_spec=args.policy, watch=args.watch,

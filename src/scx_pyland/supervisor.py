@@ -67,8 +67,11 @@ class SupervisorOptions:
     policy: str | None = None        # the worker's --policy, for the status file
     policy_state: Path | None = reload.STATE_FILE   # the worker's policy in use, its swaps
     sched_ext_dir: Path = files.SCHED_EXT
-    # Workers set it to 0; its value before the first is restored after the last.
+    # Workers set it to 0; its value before the first is restored after the last,
+    # and kept in compaction_original meanwhile (for the next supervisor, should
+    # this one be killed before it restores it).
     compaction_sysctl: Path | None = compaction.SYSCTL
+    compaction_original: Path | None = compaction.ORIGINAL
 
 
 @dataclass(slots=True)
@@ -206,7 +209,8 @@ class Supervisor:
         # Our stderr is our workers' too: on a regular file, everyone appends.
         logs.append_if_file()
         with (self.signals_caught(), tempfile.TemporaryDirectory(prefix="scx_pyland.") as tmp,
-              compaction.restored(self.options.compaction_sysctl, warn=log)):
+              compaction.restored(self.options.compaction_sysctl, warn=log,
+                                  original=self.options.compaction_original)):
             exit_info = os.path.join(tmp, "worker-exit.json")
             status = self.supervise(exit_info)
         self.update_status(state="stopped" if status == SupervisorStatus.STOPPED else "ended",

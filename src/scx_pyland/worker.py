@@ -72,6 +72,9 @@ class WorkerOptions:
     record: Path | None = None           # write a trace of the queued records here
     exit_info: str | None = None         # where to write how it ended, for the supervisor
     restore_compaction: bool = True      # False under the supervisor, which restores it
+    # With restore_compaction: where the system's value is kept while attached, for
+    # the next one should this worker be killed (compaction.ORIGINAL; None: nowhere).
+    compaction_original: Path | None = None
     # Debug only (fault tests): after this many seconds, stop dispatching so the
     # watchdog fires, or make the BPF side call scx_bpf_error().
     debug_stall_after: float | None = None
@@ -167,7 +170,8 @@ class Worker:
                 log(f"warning: no statistics: cannot write {self.options.stats_path}: {err.strerror}")
             for warning in _bpf.guard_memory():
                 log(f"warning: {warning}")
-            with compaction_off_locked_pages(restore=self.options.restore_compaction):
+            with compaction_off_locked_pages(restore=self.options.restore_compaction,
+                                             original=self.options.compaction_original):
                 return self.attach_and_run()
         except (_bpf.CannotStartHere, CannotStart) as err:
             # No sched_ext, no privilege, another scheduler, a verifier rejection:
@@ -731,12 +735,14 @@ def received(c: _bpf.Counters) -> int:
 
 
 @contextlib.contextmanager
-def compaction_off_locked_pages(path: Path = compaction.SYSCTL, restore: bool = True) -> Iterator[None]:
+def compaction_off_locked_pages(path: Path = compaction.SYSCTL, restore: bool = True,
+                                original: Path | None = None) -> Iterator[None]:
     """Keep memory compaction off locked pages while attached, so it never takes the
     worker's mmap lock. The system's setting is restored afterwards by whoever
     outlives the worker: the supervisor, or with `restore` (--no-supervisor) the
-    worker itself (scx_pyland.compaction says why)."""
-    with compaction.restored(path if restore else None, warn=log):
+    worker itself, which keeps it in `original` meanwhile (scx_pyland.compaction
+    says why)."""
+    with compaction.restored(path if restore else None, warn=log, original=original):
         try:
             compaction.write(path, "0")
         except OSError as err:
