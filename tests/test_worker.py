@@ -136,7 +136,7 @@ def test_each_statistic_is_published_under_its_own_name(tmp_path):
         worker.stats.close()
     from_counters = {name: published[name] for name in COUNTERS if name in published}
     assert from_counters == {name: COUNTERS[name] for name in from_counters}
-    assert len(from_counters) == 14     # every BPF counter stats.FIELDS shows
+    assert len(from_counters) == 15     # every BPF counter stats.FIELDS shows
     assert published["nr_policy_dispatches"] == worker.nr_dispatched == 4
     assert published["nr_pending"] == 1     # the decision the full ring refused
 
