@@ -31,7 +31,7 @@ exactly once, whatever it is:
     hypervisor behind a virtio port, never a task of this machine. Some of them
     allow one open at a time (a virtio port: EBUSY), so when the non-blocking open
     fails the lines go through a duplicate of stderr, written only when poll() says
-    the device takes a write now (its output is not stopped, ^S, or full); such a
+    the device takes a write now (its output not stopped by ^S, not full); such a
     write waits at most for the driver. A pty is never written that way: if it
     cannot be opened again, the lines wait in `NonBlockingLog` until the worker has
     detached.
