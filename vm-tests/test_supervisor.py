@@ -285,6 +285,32 @@ def test_stats_lines_and_the_supervisor_s_lines_are_whole_in_a_log_file(start_sc
     assert "stats" in kinds[:second] and "stats" in kinds[second:], log
 
 
+def test_compact_unevictable_allowed_survives_a_supervisor_killed_by_sigkill(start_scx):
+    """Issue 28 3.6: systemd's stop timeout SIGKILLs the supervisor and its worker;
+    vm.compact_unevictable_allowed stays 0, and the next supervisor took 0 for the
+    system's value. It finds the value the killed one kept in /run/scx_pyland."""
+    from scx_pyland import compaction
+    before = COMPACT_UNEVICTABLE.read_text()
+    COMPACT_UNEVICTABLE.write_text("1")
+    try:
+        run = start_scx("--policy", "fifo")
+        assert COMPACT_UNEVICTABLE.read_text().strip() == "0"
+        assert compaction.ORIGINAL.read_text() == "1\n"
+        worker = run.worker_pid()
+        run.proc.kill()                         # as systemd's KillMode=mixed does, to
+        os.killpg(worker, signal.SIGKILL)       # everything of the unit
+        run.proc.wait(30)
+        assert wait_for_state("disabled", 60), sched_ext_state()
+        assert COMPACT_UNEVICTABLE.read_text().strip() == "0"
+        again = start_scx("--policy", "fifo")
+        assert again.stop(signal.SIGINT) == 0, again.diagnosis()
+        assert COMPACT_UNEVICTABLE.read_text().strip() == "1", again.diagnosis()
+        assert not compaction.ORIGINAL.exists()
+        assert "kept 1 as the system's value" in again.output, again.diagnosis()
+    finally:
+        COMPACT_UNEVICTABLE.write_text(before)
+
+
 def test_compact_unevictable_allowed_is_restored_after_a_killed_worker(start_scx):
     """Issue 14 item 10: the worker sets vm.compact_unevictable_allowed to 0; killed
     by SIGKILL it restores nothing, and the supervisor restores the value it found."""
