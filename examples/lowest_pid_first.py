@@ -1,6 +1,6 @@
 """An example policy: the task with the lowest pid runs first (older processes win).
 
-Run it with:  sudo scx_pyland --policy examples/lowest_pid_first.py:LowestPidFirst
+Run it as root, in the checkout:  scx_pyland --policy examples/lowest_pid_first.py:LowestPidFirst
 """
 
 import heapq

@@ -153,11 +153,14 @@ NB_MODULE(_bpf, m) {
     m.attr("DOMAIN_L3") = static_cast<int>(DOMAIN_L3);
     m.attr("DOMAIN_ONLINE") = static_cast<int>(DOMAIN_ONLINE);
 
+    // Error: the BPF side failed (at start-up: for a reason that may pass); its
+    // subclass CannotStartHere: this system cannot take the scheduler as it is.
     auto error = nb::exception<Error>(m, "Error", PyExc_RuntimeError);
-    nb::exception<SchedExtUnavailable>(m, "SchedExtUnavailable", error);
-    nb::exception<NotPrivileged>(m, "NotPrivileged", error);
-    nb::exception<SchedulerBusy>(m, "SchedulerBusy", error);
-    nb::exception<VerifierRejected>(m, "VerifierRejected", error);
+    auto cannot_start_here = nb::exception<CannotStartHere>(m, "CannotStartHere", error);
+    nb::exception<SchedExtUnavailable>(m, "SchedExtUnavailable", cannot_start_here);
+    nb::exception<NotPrivileged>(m, "NotPrivileged", cannot_start_here);
+    nb::exception<SchedulerBusy>(m, "SchedulerBusy", cannot_start_here);
+    nb::exception<VerifierRejected>(m, "VerifierRejected", cannot_start_here);
 
     nb::class_<QueuedTask>(m, "QueuedTask", "A task that needs a CPU, as the BPF side queued it.")
         .def_ro("pid", &QueuedTask::pid, "Global pid.")
@@ -438,7 +441,8 @@ NB_MODULE(_bpf, m) {
           },
           "tasks"_a, "Encode tasks as the user ring buffer carries them.");
     m.def("check_environment", &check_environment,
-          "Raise SchedExtUnavailable or SchedulerBusy if this system cannot take a scheduler now.");
+          "Raise CannotStartHere (SchedExtUnavailable, SchedulerBusy, NotPrivileged) if this system "
+          "cannot take the scheduler, Error if it cannot now (the last scheduler is still detaching).");
     m.def("encode_queued",
           [](const nb::list &tasks) {
               std::vector<QueuedTask> buf;

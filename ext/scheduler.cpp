@@ -105,6 +105,16 @@ std::string verifier_log_tail(size_t lines) {
 
 std::string errno_text(int err) { return std::string(strerror(err < 0 ? -err : err)); }
 
+// An errno a retry may not see again: a shortage of memory, descriptors or time.
+bool may_pass(int err) {
+    switch (err < 0 ? -err : err) {
+    case ENOMEM: case EAGAIN: case EINTR: case EBUSY: case ENOSPC: case EMFILE: case ENFILE:
+        return true;
+    default:
+        return false;
+    }
+}
+
 // A member of struct sched_ext_ops in the object's own BTF: libbpf translates the
 // object's layout to the running kernel's by member name at load time.
 void *ops_member(bpf_map *ops_map, const bpf_object *obj, const char *member, size_t size) {
@@ -113,7 +123,7 @@ void *ops_member(bpf_map *ops_map, const bpf_object *obj, const char *member, si
     const struct btf *btf = bpf_object__btf(obj);
     int id = btf__find_by_name_kind(btf, "sched_ext_ops", BTF_KIND_STRUCT);
     if (!data || id < 0)
-        throw Error("the BPF object has no struct sched_ext_ops");
+        throw CannotStartHere("the BPF object has no struct sched_ext_ops");
     const struct btf_type *t = btf__type_by_id(btf, id);
     const struct btf_member *m = btf_members(t);
     for (int i = 0; i < btf_vlen(t); i++, m++) {
@@ -121,10 +131,10 @@ void *ops_member(bpf_map *ops_map, const bpf_object *obj, const char *member, si
             continue;
         size_t offset = btf_member_bit_offset(t, i) / 8;
         if (static_cast<size_t>(btf__resolve_size(btf, m->type)) != size || offset + size > data_size)
-            throw Error(std::string("sched_ext_ops.") + member + " has an unexpected size");
+            throw CannotStartHere(std::string("sched_ext_ops.") + member + " has an unexpected size");
         return data + offset;
     }
-    throw Error(std::string("sched_ext_ops has no member ") + member);
+    throw CannotStartHere(std::string("sched_ext_ops has no member ") + member);
 }
 
 template <typename T>
@@ -179,6 +189,8 @@ void check_environment() {
                                   names + "; scx_pyland needs Linux " + kMinLinux + " or later");
     }
     auto state = read_text(std::string(kSchedExt) + "/state").value_or("unknown");
+    if (state == "disabling")  // the last scheduler is still leaving: it passes
+        throw Error("the last sched_ext scheduler is still detaching (state disabling)");
     if (state != "disabled") {
         auto ops = read_text(std::string(kSchedExt) + "/root/ops").value_or("unknown");
         throw SchedulerBusy("another sched_ext scheduler is attached (" + ops + ", state " + state +
@@ -275,7 +287,10 @@ void Scheduler::load(const Options &options) {
     if (err) {
         if (libbpf_log.find("BEGIN PROG LOAD LOG") != std::string::npos)
             throw VerifierRejected("the kernel's verifier rejected the BPF scheduler:\n" + verifier_log_tail(25));
-        throw Error("cannot load the BPF scheduler (" + errno_text(err) + "):\n" + verifier_log_tail(10));
+        std::string what = "cannot load the BPF scheduler (" + errno_text(err) + "):\n" + verifier_log_tail(10);
+        if (may_pass(err))
+            throw Error(what);
+        throw CannotStartHere(what);  // e.g. a type or kfunc this kernel lacks (ESRCH, EINVAL)
     }
     skel_->bss->nr_online_cpus = static_cast<uint64_t>(sysconf(_SC_NPROCESSORS_ONLN));
     nr_cpu_ids_ = std::clamp(libbpf_num_possible_cpus(), 0, static_cast<int>(MAX_CPUS));
@@ -373,8 +388,13 @@ void Scheduler::attach() {
         throw Error(std::string("the kernel refused the scheduler at start: ") + skel_->bss->exit_info.reason +
                     ": " + skel_->bss->exit_info.msg);
     if (err == EBUSY || err == EEXIST) {
+        // Busy because another scheduler got there first, or because the last one
+        // is still on its way out (the kernel's enable state is not yet DISABLED).
+        auto state = read_text(std::string(kSchedExt) + "/state").value_or("unknown");
         auto ops = read_text(std::string(kSchedExt) + "/root/ops").value_or("unknown");
-        throw SchedulerBusy("another sched_ext scheduler is attached (" + ops + "); stop it first");
+        if (state == "enabled" || state == "enabling")
+            throw SchedulerBusy("another sched_ext scheduler is attached (" + ops + "); stop it first");
+        throw Error("the kernel refused to attach the scheduler (" + errno_text(err) + ", state " + state + ")");
     }
     if (err == EPERM || err == EACCES)
         throw NotPrivileged("the kernel refused to attach the scheduler (" + errno_text(err) + "): " +

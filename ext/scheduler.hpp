@@ -34,21 +34,28 @@ struct bpf_program;
 
 namespace pyland {
 
-// Why the scheduler could not start; each maps to a Python exception class.
+// Why the scheduler could not start, or failed while attached; each maps to a
+// Python exception class. A plain Error at start-up is one that may pass (out of
+// memory, a ring that could not be mapped, a syscall program run that failed, an
+// attach the kernel refused for a reason of the moment): retrying may help. A
+// CannotStartHere is one that will not pass on this system as it is.
 struct Error : std::runtime_error {
     using std::runtime_error::runtime_error;
 };
-struct SchedExtUnavailable : Error {  // the kernel has no sched_ext
+struct CannotStartHere : Error {  // retrying will not help (the object, the kernel, the setup)
     using Error::Error;
 };
-struct NotPrivileged : Error {  // bpf() or attach refused for lack of privilege
-    using Error::Error;
+struct SchedExtUnavailable : CannotStartHere {  // no sched_ext, no BTF, too old, no feature asked for
+    using CannotStartHere::CannotStartHere;
 };
-struct SchedulerBusy : Error {  // another sched_ext scheduler is attached
-    using Error::Error;
+struct NotPrivileged : CannotStartHere {  // bpf() or attach refused for lack of privilege
+    using CannotStartHere::CannotStartHere;
 };
-struct VerifierRejected : Error {  // the kernel refused the BPF program
-    using Error::Error;
+struct SchedulerBusy : CannotStartHere {  // another sched_ext scheduler is attached
+    using CannotStartHere::CannotStartHere;
+};
+struct VerifierRejected : CannotStartHere {  // the kernel refused the BPF program
+    using CannotStartHere::CannotStartHere;
 };
 
 struct Options {

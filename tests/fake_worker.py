@@ -62,7 +62,7 @@ class StatsLines:
         self.worker = worker
         self.fields = stats.FIELD_NAMES
         self.lines = worker.Worker(None, worker.WorkerOptions(stats_interval=1e-9))
-        self.lines.stats_fd = worker.open_stats_stderr()
+        self.lines.stats_fd = worker.open_stats_stderr(stats_asked=True)
         self.n = 0
         worker.log(f"fake worker {os.getpid()} attached")
 

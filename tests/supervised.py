@@ -13,6 +13,7 @@ plan_dir = Path(sys.argv[1])
 options = SupervisorOptions(**json.loads(sys.argv[2]), sched_ext_dir=plan_dir / "sched_ext",
                             status_file=plan_dir / "run" / "status.json",
                             policy_state=plan_dir / "run" / "policy.json",
-                            compaction_sysctl=plan_dir / "compact_unevictable_allowed")
+                            compaction_sysctl=plan_dir / "compact_unevictable_allowed",
+                            compaction_original=plan_dir / "run" / "compact_unevictable_allowed.original")
 fake_worker = str(Path(__file__).with_name("fake_worker.py"))
 sys.exit(Supervisor([sys.executable, fake_worker, str(plan_dir)], options).run())

@@ -211,3 +211,23 @@ def test_the_report_compares_each_pyland_policy_with_scx_userland():
             "per user-space dispatch") in text
     assert "- **scx_userland (C)** spends ×2.0 the C++ ceiling's CPU time per user-space dispatch" in text
     assert "| scx_userland (C) | 800.0 [800.0–800.0] | 20.0 [20.0–20.0] | ×2.0 | ×1.0 | 30% | 95% | 0 |" in text
+
+
+def test_starting_a_process_with_a_log_leaves_no_descriptor_open_here(tmp_path):
+    """Issue 28 3.7: start() left its log open in the benchmark's process, to be
+    closed whenever the file object was collected (a ResourceWarning each time),
+    and kept it open as long as the error of a start that failed was alive (the
+    caller keeps it as the context of its own)."""
+    import os
+    import sys
+    import warnings
+    before = set(os.listdir("/proc/self/fd"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ResourceWarning)
+        for n in range(3):
+            proc = bw.start([sys.executable, "-c", f"print('run {n}')"], tmp_path / f"log{n}")
+            assert proc.wait(30) == 0
+        with pytest.raises(OSError) as failed:
+            bw.start([str(tmp_path / "no-such-program")], tmp_path / "log-failed")
+        assert set(os.listdir("/proc/self/fd")) == before, failed.value
+    assert [(tmp_path / f"log{n}").read_text() for n in range(3)] == [f"run {n}\n" for n in range(3)]

@@ -11,9 +11,11 @@ from pathlib import Path
 import pytest
 
 
-def scx_pyland(*args: str) -> subprocess.CompletedProcess:
+def scx_pyland(*args: str, run_dir: Path | None = None) -> subprocess.CompletedProcess:
+    """`run_dir`: the run directory (SCX_PYLAND_RUN_DIR) of a command that supervises."""
+    env = dict(os.environ, SCX_PYLAND_RUN_DIR=str(run_dir)) if run_dir else None
     return subprocess.run([sys.executable, "-m", "scx_pyland", *args],
-                          capture_output=True, text=True, timeout=120)
+                          capture_output=True, text=True, timeout=120, env=env)
 
 
 def test_help_explains_every_option():
@@ -57,8 +59,8 @@ def test_bad_arguments_exit_2_with_a_message_and_no_traceback(args, message):
 
 
 @pytest.mark.skipif(Path("/sys/kernel/sched_ext").exists(), reason="this kernel has sched_ext")
-def test_a_kernel_without_sched_ext_gets_one_clear_line_and_exit_69():
-    out = scx_pyland()
+def test_a_kernel_without_sched_ext_gets_one_clear_line_and_exit_69(tmp_path):
+    out = scx_pyland("--status-file", str(tmp_path / "supervisor.json"), run_dir=tmp_path)
     errors = [line for line in out.stderr.splitlines() if "error" in line]
     assert out.returncode == 69
     assert len(errors) == 1

@@ -58,3 +58,28 @@ def test_nothing_points_to_the_old_design_file():
     assert ROOT / "README.md" in files and ROOT / "docs" / "hot-path.md" in files
     hits = [f"{path.relative_to(ROOT)}" for path in files if old.search(path.read_text(errors="replace"))]
     assert not hits
+
+
+# A command as the docs show it: an indented or fenced code line, or an inline code span.
+CODE_LINE = re.compile(r"^(?: {4,}|\t)(.*)$", re.M)
+CODE_SPAN = re.compile(r"`([^`\n]+)`")
+SUDO = re.compile(r"^(?:[$#] )?" + "su" + r"do\s")       # split: this file does not match
+
+
+def shown_commands(text: str) -> list[str]:
+    return [line.strip() for line in CODE_LINE.findall(text)] + CODE_SPAN.findall(text)
+
+
+def test_no_command_in_the_docs_or_the_scripts_needs_sudo():
+    """Issue 28 2: a fresh Debian 12 root shell has no sudo, so every command is
+    written as a root shell runs it, and the README says which ones need root."""
+    files = [path for path in tracked_text_files()
+             if path.suffix in (".md", ".py", ".txt", ".yaml", ".service", ".env", "")
+             or path.parent.name == "scripts"]
+    assert ROOT / "README.md" in files and ROOT / "scripts" / "run-vm" in files
+    hits = [f"{path.relative_to(ROOT)}: {command}" for path in files
+            for command in shown_commands(path.read_text(errors="replace")) if SUDO.match(command)]
+    assert not hits
+    readme = (ROOT / "README.md").read_text()
+    for command in ("scripts/run-vm", "scripts/test"):
+        assert f"as root, in the checkout:\n\n    {command}\n" in readme

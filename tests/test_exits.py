@@ -7,7 +7,10 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from scx_pyland.exits import ExitKind, SupervisorStatus, WorkerStatus, is_error, kind_name
+import pytest
+
+from scx_pyland.exits import (ExitKind, SupervisorStatus, WorkerStatus, explain, is_error, kernel_release,
+                              kind_name)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -66,3 +69,25 @@ def test_the_design_s_exit_table_lists_every_status_of_the_supervisor_and_the_wo
     table = design_exit_table()
     assert table["supervisor (`scx_pyland`)"] == {s.value for s in SupervisorStatus}
     assert table["worker (`--no-supervisor`)"] == {s.value for s in WorkerStatus}
+
+
+@pytest.mark.parametrize("release, explained", [
+    ("7.3.4+deb13-amd64", True), ("7.2.12+deb13-amd64", True), ("8.0.1", True),
+    ("7.1.13+deb13-amd64", False), ("6.18.15+deb13-amd64", False)])
+def test_an_enable_refused_with_ebusy_is_the_ext_server_s_bandwidth_from_7_2(release, explained):
+    """7.2 and 7.3 reserve the ext_server's deadline bandwidth as a scheduler
+    attaches (their images log 'failed to attach ext_server'); 7.0 and 7.1 at boot."""
+    meaning = explain("runtime error (scx_root_enable() failed (-16))", release)
+    assert (meaning is not None) == explained
+    if explained:
+        assert "SCHED_DEADLINE bandwidth for its sched_ext server (ext_server)" in meaning
+        assert "/proc/sys/kernel/sched_rt_runtime_us" in meaning and "frees it" in meaning
+
+
+def test_other_kernel_messages_are_left_as_they_are():
+    assert explain("runnable task stall (kworker/0:1[42] failed to run for 5.2s)", "7.3.4") is None
+    assert explain("scx_root_enable() failed (-12)", "7.3.4") is None
+
+
+def test_a_kernel_release_reads_as_major_and_minor():
+    assert kernel_release("7.3.4+deb13-amd64") == (7, 3) and kernel_release("weird") == (0, 0)

@@ -84,6 +84,42 @@ def test_a_policy_that_raises_hands_every_task_it_held_to_fifo(tmp_path, monkeyp
     assert state["policy"] == "fifo" and state["fallback_from"] == "broken" and state["policy_errors"] == 1
 
 
+@pytest.mark.parametrize("empty", [None, (), 0, ""], ids=["None", "tuple", "zero", "str"])
+@pytest.mark.parametrize("room", [100, 1], ids=["ring-free", "ring-full"])
+def test_a_dispatch_that_returns_an_empty_non_list_is_an_error_and_fifo_takes_over(tmp_path, empty, room):
+    """Issue 28 3.3: `return None` (or ()) from dispatch() was taken for "nothing to
+    run"; the API says anything but a list is an error. With the ring full, the
+    decisions waiting for it go first: the check is the same there."""
+    class Sloppy(FifoPolicy):
+        name = "sloppy"
+
+        def dispatch(self):
+            out = super().dispatch()
+            return out or empty
+
+    sched = FakeScheduler([[1, 2, 3]], room=room, cycles=8)
+    worker = run(Worker(Sloppy(CONFIG), options(tmp_path)), sched)
+    assert sorted(sent_pids(sched)) == [1, 2, 3] and len(sched.custody) == 0
+    assert isinstance(worker.policy, FifoPolicy) and worker.fallback_from == "sloppy"
+    assert worker.nr_policy_errors == 1
+    [message] = worker.events.waiting
+    assert (f"TypeError: the policy's dispatch() must return a list of DispatchedTask, "
+            f"not {type(empty).__name__}") in message
+
+
+def test_an_empty_list_subclass_is_a_list(tmp_path):
+    class Decisions(list):
+        pass
+
+    class Own(FifoPolicy):
+        def dispatch(self):
+            return Decisions(super().dispatch())
+
+    sched = FakeScheduler([[1, 2]], room=100, cycles=4)
+    worker = run(Worker(Own(CONFIG), options(tmp_path)), sched)
+    assert sent_pids(sched) == [1, 2] and worker.nr_policy_errors == 0
+
+
 def test_an_exception_in_the_fallback_itself_leaves_the_loop(tmp_path, monkeypatch):
     def broken_fifo_dispatch(self):
         raise ZeroDivisionError("fifo bug")

@@ -41,15 +41,16 @@ class Supervised:
     vm.compact_unevictable_allowed reads 1 at first."""
 
     def __init__(self, plan_dir: Path, plan: list[dict], enable_seq: bool = False, stderr: str = "file",
-                 pid_namespace: bool = False, **options: object) -> None:
+                 pid_namespace: bool = False, again: bool = False, **options: object) -> None:
         self.dir = plan_dir
-        (plan_dir / "sched_ext").mkdir(parents=True)
-        (plan_dir / "sched_ext" / "state").write_text("disabled\n")
-        if enable_seq:
-            (plan_dir / "sched_ext" / "enable_seq").write_text("7\n")
+        if not again:       # `again`: a new supervisor over what the last one left
+            (plan_dir / "sched_ext").mkdir(parents=True)
+            (plan_dir / "sched_ext" / "state").write_text("disabled\n")
+            if enable_seq:
+                (plan_dir / "sched_ext" / "enable_seq").write_text("7\n")
+            (plan_dir / "compact_unevictable_allowed").write_text("1\n")
         (plan_dir / "plan.json").write_text(json.dumps(plan))
-        (plan_dir / "compact_unevictable_allowed").write_text("1\n")
-        self.stderr = open(plan_dir / "stderr.log", "a" if stderr == "append" else "w")
+        self.stderr = open(plan_dir / "stderr.log", "a" if stderr == "append" or again else "w")
         namespace = ["unshare", "--pid", "--fork", "--mount-proc", "--kill-child"] if pid_namespace else []
         self.reader = None
         target = self.stderr
@@ -149,8 +150,11 @@ def process_state(pid: int) -> str | None:
 def supervise(tmp_path):
     runs: list[Supervised] = []
 
-    def start(plan: list[dict], enable_seq: bool = False, **options: object) -> Supervised:
-        run = Supervised(tmp_path / f"plan{len(runs)}", plan, enable_seq, **options)
+    def start(plan: list[dict], enable_seq: bool = False, again: Path | None = None,
+              **options: object) -> Supervised:
+        """`again`: the directory of an earlier run, for a supervisor that follows it."""
+        run = Supervised(again or tmp_path / f"plan{len(runs)}", plan, enable_seq, again=again is not None,
+                         **options)
         runs.append(run)
         return run
 
@@ -213,9 +217,29 @@ def test_a_transport_failure_is_restarted_and_named():
     assert verdict.reason == "the transport to the BPF side failed: ring gone"
 
 
+def test_a_start_that_failed_for_a_reason_that_may_pass_is_restarted_and_named():
+    verdict = classify(WorkerExit(WorkerStatus.START_FAILED,
+                                  {"error": "cannot map the ring buffer of queued tasks: Cannot allocate memory"}))
+    assert verdict.restart
+    assert verdict.reason == ("the worker could not start: cannot map the ring buffer of queued tasks: "
+                              "Cannot allocate memory")
+
+
+def test_a_kernel_that_refused_the_ext_server_s_bandwidth_is_restarted_with_what_frees_it(monkeypatch):
+    from scx_pyland import exits
+    monkeypatch.setattr(exits, "kernel_release", lambda release=None: (7, 3))
+    verdict = classify(WorkerExit(WorkerStatus.KERNEL_EXIT, {
+        "kind": int(ExitKind.ERROR), "exit_code": 0, "reason": "runtime error",
+        "msg": "scx_root_enable() failed (-16)"}))
+    assert verdict.restart
+    assert verdict.reason.startswith("the kernel unregistered the scheduler: runtime error (scx_root_enable() "
+                                     "failed (-16)): the kernel could not reserve SCHED_DEADLINE bandwidth")
+    assert verdict.reason.endswith("frees it [ERROR 0x400]")
+
+
 def test_supervisor_statuses_do_not_reuse_the_workers_restartable_ones():
     assert not {int(s) for s in SupervisorStatus} & {WorkerStatus.POLICY_FAILED, WorkerStatus.TRANSPORT_FAILED,
-                                                     WorkerStatus.KERNEL_EXIT}
+                                                     WorkerStatus.KERNEL_EXIT, WorkerStatus.START_FAILED}
 
 
 # -- back-off and budget ---------------------------------------------------------------
@@ -455,6 +479,51 @@ def test_every_line_of_the_supervisor_and_its_workers_is_logged_whole_and_once(s
         assert flags & os.O_APPEND
 
 
+def test_a_supervisor_killed_by_sigkill_leaves_the_system_s_value_for_the_next_one(supervise):
+    """Issue 28 3.6: systemd's stop timeout SIGKILLs the supervisor and its workers;
+    vm.compact_unevictable_allowed stays 0, and the next supervisor took 0 for the
+    system's value. It finds the value the killed one kept in the run directory."""
+    run = supervise([{"compaction": True, "run": True}])
+    sysctl = run.dir / "compact_unevictable_allowed"
+    original = run.dir / "run" / "compact_unevictable_allowed.original"
+    run.wait_starts(1)
+    run.wait_until(lambda: sysctl.read_text().strip() == "0")      # the worker set it
+    assert original.read_text() == "1\n"
+    worker = int(run.lines("starts.log")[0])
+    run.proc.send_signal(signal.SIGKILL)            # as systemd's KillMode=mixed does,
+    os.killpg(worker, signal.SIGKILL)               # to everything of the unit
+    assert run.wait() == -signal.SIGKILL
+    run.wait_until(lambda: process_state(worker) is None)
+    assert sysctl.read_text().strip() == "0" and original.read_text() == "1\n"
+
+    again = supervise([{"compaction": True, "run": True}], again=run.dir)
+    again.wait_starts(2)
+    again.wait_until(lambda: len(again.lines("starts.log")) == 2 and sysctl.read_text().strip() == "0")
+    again.proc.send_signal(signal.SIGTERM)
+    assert again.wait() == 0, again.log
+    assert sysctl.read_text().strip() == "1"
+    assert not original.exists()                    # back: nothing left to keep
+    assert (f"{sysctl} is 0, but a scx_pyland that ended without restoring it kept 1 as the system's value "
+            f"({original}): 1 comes back at the end") in again.log
+
+
+def test_a_second_supervisor_while_the_first_lives_restores_nothing(supervise):
+    """Only the one that keeps the system's value (it holds the run directory's
+    file locked) restores it: a second one, started by mistake beside it, leaves
+    the value as the first one's worker set it."""
+    first = supervise([{"compaction": True, "run": True}])
+    first.wait_starts(1)
+    sysctl = first.dir / "compact_unevictable_allowed"
+    first.wait_until(lambda: sysctl.read_text().strip() == "0")
+    second = supervise([{"exit": 69, "keep_enabled": True,
+                         "info": {"error": "another sched_ext scheduler is attached (pyland)"}}], again=first.dir)
+    assert second.wait() == SupervisorStatus.CANNOT_START, second.log
+    assert sysctl.read_text().strip() == "0"        # the first one's worker is attached
+    first.proc.send_signal(signal.SIGTERM)
+    assert first.wait() == 0, first.log
+    assert sysctl.read_text().strip() == "1"
+
+
 def test_the_supervisor_restores_compact_unevictable_allowed_after_a_killed_worker(supervise):
     """Issue 14 item 10: a worker killed by SIGKILL restores nothing, and the next
     one found 0; the supervisor, which outlives them, restores the first value."""
@@ -520,7 +589,8 @@ def test_the_command_line_runs_the_worker_under_the_supervisor_by_default(tmp_pa
     """On this host (no sched_ext) the worker cannot start: one error line, status 69,
     and nothing more from the supervisor."""
     out = subprocess.run([sys.executable, "-m", "scx_pyland", "--status-file", str(tmp_path / "s.json")],
-                         capture_output=True, text=True, timeout=120)
+                         capture_output=True, text=True, timeout=120,
+                         env=dict(os.environ, SCX_PYLAND_RUN_DIR=str(tmp_path / "run")))
     assert out.returncode == 69
     assert [line for line in out.stderr.splitlines() if line] == \
         [line for line in out.stderr.splitlines() if line.startswith("scx_pyland: error: ")]

@@ -12,7 +12,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from scx_pyland import _bpf, reload, stats, topology, worker as worker_module
+from scx_pyland import _bpf, exits, reload, stats, topology, worker as worker_module
 from scx_pyland.cli import max_rescue_after_ms
 from scx_pyland.exits import WorkerStatus
 from scx_pyland.policies.fifo import FifoPolicy
@@ -226,6 +226,58 @@ def test_a_failed_ring_read_is_a_transport_failure_not_the_policy_s(no_kernel, m
         "scx_pyland: error: the transport to the BPF side failed: reading the ring buffer of queued "
         "tasks failed: Bad address; the scheduler is detached"]
     assert "policy" not in worker.exit_fields["error"]
+
+
+@pytest.mark.parametrize("error", [
+    _bpf.Error("cannot map the ring buffer of queued tasks: Cannot allocate memory"),
+    _bpf.Error("cannot register the worker with the BPF side: Cannot allocate memory"),
+    _bpf.Error("the kernel refused to attach the scheduler (Device or resource busy, state disabled)"),
+    MemoryError(),
+], ids=["ring", "program-run", "attach-busy", "bad-alloc"])
+def test_a_start_up_failure_that_may_pass_is_restartable_not_final(no_kernel, monkeypatch, capfd, error):
+    """Issue 28 3.4: every extension error at start-up was exit 69, which neither
+    the supervisor nor systemd retries; a transient ENOMEM mapping a ring ended the
+    service for good."""
+    def failing(**options):
+        raise error
+    monkeypatch.setattr(worker_module._bpf, "Scheduler", failing)
+    worker = Worker(FifoPolicy(CONFIG), no_kernel)
+    assert worker.run_attached() == WorkerStatus.START_FAILED
+    message = str(error) or "out of memory"
+    assert error_lines(capfd.readouterr().err) == [f"scx_pyland: error: cannot start now: {message}"]
+    assert worker.exit_fields == {"error": message}
+
+
+@pytest.mark.parametrize("error", [
+    _bpf.SchedExtUnavailable("this kernel (6.1.0) has no sched_ext"),
+    _bpf.NotPrivileged("scx_pyland lacks CAP_BPF"),
+    _bpf.SchedulerBusy("another sched_ext scheduler is attached (simple)"),
+    _bpf.VerifierRejected("the kernel's verifier rejected the BPF scheduler"),
+    _bpf.CannotStartHere("sched_ext_ops has no member timeout_ms"),
+], ids=["no-sched_ext", "privilege", "busy", "verifier", "object"])
+def test_a_start_up_failure_that_cannot_pass_is_final(no_kernel, monkeypatch, capfd, error):
+    def failing(**options):
+        raise error
+    monkeypatch.setattr(worker_module._bpf, "Scheduler", failing)
+    assert isinstance(error, _bpf.Error)
+    assert Worker(FifoPolicy(CONFIG), no_kernel).run_attached() == WorkerStatus.CANNOT_START
+    assert error_lines(capfd.readouterr().err) == [f"scx_pyland: error: {error}"]
+
+
+def test_a_kernel_that_refuses_the_ext_server_s_bandwidth_at_attach_is_explained(no_kernel, monkeypatch, capfd):
+    """Issue 28 1b: with SCHED_DEADLINE admission full, 7.2+ accept the attach and
+    exit at once, 'runtime error (scx_root_enable() failed (-16))'; the line says
+    what the kernel refused and what frees it, and it stays a (restarted) kernel exit."""
+    monkeypatch.setattr(AttachedFake, "exit_kind", 0x400)
+    monkeypatch.setattr(AttachedFake, "shutdown_and_report", lambda self: SimpleNamespace(
+        kind=0x400, exit_code=0, reason="runtime error", msg="scx_root_enable() failed (-16)", dump=""))
+    monkeypatch.setattr(exits, "kernel_release", lambda release=None: (7, 3))
+    status = Worker(FifoPolicy(CONFIG), no_kernel).run_attached()
+    assert status == WorkerStatus.KERNEL_EXIT
+    err = capfd.readouterr().err
+    assert ("exit: runtime error (scx_root_enable() failed (-16)): the kernel could not reserve SCHED_DEADLINE "
+            "bandwidth for its sched_ext server (ext_server)") in err
+    assert "raising sched_rt_runtime_us (-1: no limit), frees it; kind ERROR 0x400" in err
 
 
 def test_a_whole_run_attaches_schedules_what_was_queued_and_reports_how_it_ended(no_kernel, capfd):

@@ -487,11 +487,13 @@ void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
 """
 
 
-def test_a_ring_that_cannot_be_set_up_leaves_nothing_attached(tmp_path):
+def test_a_ring_that_cannot_be_set_up_leaves_nothing_attached_and_is_retried(tmp_path):
     """Item 8: the rings are created before the struct_ops link, which is owned (RAII).
     With the user ring's mmap failing for real (an LD_PRELOAD shim), scx_pyland
-    says why in one line and exits 69 (cannot start, not retried), and the
-    scheduler was never attached, not even for a moment (enable_seq unchanged)."""
+    says why in one line, and the scheduler was never attached, not even for a
+    moment (enable_seq unchanged). Issue 28 3.4: an ENOMEM may pass, so it is not
+    final (it was 69): the worker exits 73 and the supervisor starts another, here
+    once (--max-restarts 1), then gives up (71) naming it."""
     shim = tmp_path / "fail_ring_mmap.so"
     (tmp_path / "shim.c").write_text(SHIM)
     subprocess.run(["cc", "-shared", "-fPIC", "-O2", "-o", str(shim), str(tmp_path / "shim.c"), "-ldl"],
@@ -499,12 +501,20 @@ def test_a_ring_that_cannot_be_set_up_leaves_nothing_attached(tmp_path):
     assert wait_for_state("disabled", 60)
     seq = int(ENABLE_SEQ.read_text())
     env = {**os.environ, "LD_PRELOAD": str(shim), "FAIL_MAP_TYPE": "31"}
-    out = subprocess.run(["scx_pyland", "--policy", "fifo", "--status-file", str(tmp_path / "status.json")],
+    failed = "cannot map the user ring buffer of dispatched tasks: Cannot allocate memory"
+    out = subprocess.run(["scx_pyland", "--policy", "fifo", "--no-supervisor"],
                          env=env, capture_output=True, text=True, timeout=300)
     errors = [line for line in out.stderr.splitlines() if "error" in line]
-    assert out.returncode == 69, f"status {out.returncode}\n{out.stderr}"
-    assert errors == ["scx_pyland: error: cannot map the user ring buffer of dispatched tasks: "
-                      "Cannot allocate memory"], out.stderr
+    assert out.returncode == 73, f"status {out.returncode}\n{out.stderr}"
+    assert errors == [f"scx_pyland: error: cannot start now: {failed}"], out.stderr
+    out = subprocess.run(["scx_pyland", "--policy", "fifo", "--status-file", str(tmp_path / "status.json"),
+                          "--max-restarts", "1", "--restart-delay", "0.1"],
+                         env=env, capture_output=True, text=True, timeout=300)
+    errors = [line for line in out.stderr.splitlines() if "error" in line]
+    assert out.returncode == 71, f"status {out.returncode}\n{out.stderr}"
+    assert errors == [f"scx_pyland: error: cannot start now: {failed}"] * 2 + [
+        f"scx_pyland: error: giving up: the worker failed 2 times within 300 s; last exit: the worker could "
+        f"not start: {failed}"], out.stderr
     assert "Traceback" not in out.stderr, out.stderr
     assert sched_ext_state() == "disabled"
     assert int(ENABLE_SEQ.read_text()) == seq, f"the scheduler was attached ({out.stderr})"

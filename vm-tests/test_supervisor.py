@@ -285,6 +285,86 @@ def test_stats_lines_and_the_supervisor_s_lines_are_whole_in_a_log_file(start_sc
     assert "stats" in kinds[:second] and "stats" in kinds[second:], log
 
 
+def deadline_reservations(percent: int) -> list[subprocess.Popen]:
+    """Sleeping SCHED_DEADLINE tasks that reserve `percent` of every CPU; their
+    bandwidth counts against the admission limit while they live, asleep."""
+    tasks = [subprocess.Popen(["chrt", "-d", "-T", f"{percent}0000000", "-P", "1000000000", "-D", "1000000000",
+                               "0", "sleep", "600"]) for _ in range(os.cpu_count())]
+    time.sleep(1)
+    refused = [proc.returncode for proc in tasks if proc.poll() is not None]
+    if refused:
+        for proc in tasks:
+            proc.kill()
+        pytest.fail(f"the kernel refused a SCHED_DEADLINE reservation of {percent}% ({refused})")
+    return tasks
+
+
+def test_an_attach_with_no_deadline_bandwidth_left_says_what_frees_it_and_is_retried(start_scx, tmp_path):
+    """Issue 28 1b: with SCHED_DEADLINE admission full, 7.2+ refuse the ext_server's
+    reservation as the scheduler attaches: 'runtime error (scx_root_enable() failed
+    (-16))'. The line says what the kernel refused and what frees it; it is a
+    kernel exit, which the supervisor retries (here once: then it gives up).
+    Before 7.2 nothing is reserved at attach (7.0 and 7.1 reserve the ext_server's
+    bandwidth at boot, 6.x have none): beside reservations of 80% it attaches."""
+    assert wait_for_state("disabled", 60)
+    if tuple(int(n) for n in os.uname().release.split(".")[:2]) < (7, 2):
+        tasks = deadline_reservations(80)
+        try:
+            assert start_scx("--policy", "fifo").stop(signal.SIGINT) == 0
+        finally:
+            for proc in tasks:
+                proc.kill()
+                proc.wait()
+        return
+    # 89% of every CPU and the fair servers' 5% leave no room under the 95% limit
+    # (sched_rt_runtime_us) for the ext_servers' 5% each.
+    tasks = deadline_reservations(89)
+    try:
+        alone = subprocess.run(["scx_pyland", "--policy", "fifo", "--no-supervisor"],
+                               capture_output=True, text=True, timeout=300)
+        assert alone.returncode == 75, alone.stderr
+        assert ("exit: runtime error (scx_root_enable() failed (-16)): the kernel could not reserve "
+                "SCHED_DEADLINE bandwidth for its sched_ext server (ext_server)") in alone.stderr, alone.stderr
+        assert "raising sched_rt_runtime_us (-1: no limit), frees it" in alone.stderr, alone.stderr
+        supervised = subprocess.run(["scx_pyland", "--policy", "fifo", "--status-file", str(tmp_path / "s.json"),
+                                     "--max-restarts", "1", "--restart-delay", "0.1"],
+                                    capture_output=True, text=True, timeout=300)
+        assert supervised.returncode == 71, supervised.stderr      # retried once, then gave up
+        assert "restart 1: the kernel unregistered the scheduler: runtime error (scx_root_enable() failed " \
+               "(-16)): the kernel could not reserve SCHED_DEADLINE bandwidth" in supervised.stderr, supervised.stderr
+    finally:
+        for proc in tasks:
+            proc.kill()
+            proc.wait()
+    assert wait_for_state("disabled", 60)
+
+
+def test_compact_unevictable_allowed_survives_a_supervisor_killed_by_sigkill(start_scx):
+    """Issue 28 3.6: systemd's stop timeout SIGKILLs the supervisor and its worker;
+    vm.compact_unevictable_allowed stays 0, and the next supervisor took 0 for the
+    system's value. It finds the value the killed one kept in /run/scx_pyland."""
+    from scx_pyland import compaction
+    before = COMPACT_UNEVICTABLE.read_text()
+    COMPACT_UNEVICTABLE.write_text("1")
+    try:
+        run = start_scx("--policy", "fifo")
+        assert COMPACT_UNEVICTABLE.read_text().strip() == "0"
+        assert compaction.ORIGINAL.read_text() == "1\n"
+        worker = run.worker_pid()
+        run.proc.kill()                         # as systemd's KillMode=mixed does, to
+        os.killpg(worker, signal.SIGKILL)       # everything of the unit
+        run.proc.wait(30)
+        assert wait_for_state("disabled", 60), sched_ext_state()
+        assert COMPACT_UNEVICTABLE.read_text().strip() == "0"
+        again = start_scx("--policy", "fifo")
+        assert again.stop(signal.SIGINT) == 0, again.diagnosis()
+        assert COMPACT_UNEVICTABLE.read_text().strip() == "1", again.diagnosis()
+        assert not compaction.ORIGINAL.exists()
+        assert "kept 1 as the system's value" in again.output, again.diagnosis()
+    finally:
+        COMPACT_UNEVICTABLE.write_text(before)
+
+
 def test_compact_unevictable_allowed_is_restored_after_a_killed_worker(start_scx):
     """Issue 14 item 10: the worker sets vm.compact_unevictable_allowed to 0; killed
     by SIGKILL it restores nothing, and the supervisor restores the value it found."""

@@ -228,8 +228,16 @@ WORK_DIR = tempfile.gettempdir()
 
 
 def start(argv: list[str], log: Path | None = None) -> subprocess.Popen:
-    out = open(log, "w") if log else subprocess.DEVNULL
-    return subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, preexec_fn=as_normal_task, cwd=WORK_DIR)
+    """Start `argv` as a normal task in a process group of its own, its stdout and
+    stderr to `log` (overwritten) or nowhere. The log's descriptor is the child's
+    alone: ours is closed once it has started. Raises OSError (no such program, a
+    log that cannot be written)."""
+    if log is None:
+        return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
+                                preexec_fn=as_normal_task, cwd=WORK_DIR)
+    with open(log, "w") as out:
+        return subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, preexec_fn=as_normal_task,
+                                cwd=WORK_DIR)
 
 
 def stop(proc: subprocess.Popen, sig: int = signal.SIGINT, timeout: float = 30) -> int:

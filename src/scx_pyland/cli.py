@@ -9,8 +9,8 @@ import sys
 import time
 from pathlib import Path
 
-from scx_pyland import __version__
-from scx_pyland.exits import SupervisorStatus, WorkerStatus
+from scx_pyland import __version__, compaction
+from scx_pyland.exits import SupervisorStatus, WorkerStatus, write_exit_info
 from scx_pyland.supervisor import STATUS_FILE
 
 DESCRIPTION = """\
@@ -42,15 +42,20 @@ commands:
                                without detaching; one line, exit 0 if it switched,
                                1 if it was refused (see reload --help)
 
-exit status: 0 stopped on request; 2 bad arguments; 69 cannot start (no sched_ext,
-not privileged, another scheduler attached, verifier rejection), not retried;
-69 also when --metrics cannot listen on ADDR:PORT (in use, no such address);
+exit status: 0 stopped on request; 2 bad arguments (a --policy that cannot be
+imported too); 69 cannot start (no sched_ext, not privileged, another scheduler
+attached, verifier rejection, a kernel too old, a policy whose constructor raises),
+not retried; 69 also when --metrics cannot listen on ADDR:PORT (in use, no such
+address);
 71 the supervisor gave up: more than --max-restarts restarts within --restart-window
 (the message names the last exit); 72 sysrq-S with --sysrq-final.
 With --no-supervisor also: 70 the policy raised an exception (with
---on-policy-error exit, or the fifo fallback itself raised); 74 reading or writing
-the rings to the BPF side failed; 75 the kernel unregistered the scheduler (stall,
-error, sysrq-S, CPU hotplug)."""
+--on-policy-error exit, or the fifo fallback itself raised); 73 it could not start
+this time (out of memory, a ring or a BPF program run failed, the kernel refused
+the attach for now), which the supervisor retries; 74 reading or writing the rings
+to the BPF side failed; 75 the kernel unregistered the scheduler (stall, error,
+sysrq-S, CPU hotplug, or refused it as it attached: no deadline bandwidth left for
+its ext_server)."""
 
 
 def _number(text: str, convert: type, noun: str):
@@ -238,6 +243,18 @@ def supervise(args: argparse.Namespace, argv: list[str]) -> int:
     return supervisor.run()
 
 
+def worker_refused(args: argparse.Namespace, message: str, status: int) -> int:
+    """A worker that cannot go on with its arguments: one line on stderr, the same
+    in the exit info for the supervisor (--exit-info); returns `status`."""
+    print(f"scx_pyland: error: {message}", file=sys.stderr, flush=True)
+    if args.exit_info:
+        try:
+            write_exit_info(args.exit_info, status=int(status), error=message)
+        except OSError:
+            pass    # the supervisor then says "see its message above"
+    return status
+
+
 def monitor(interval: float, status_file: Path = STATUS_FILE) -> int:
     """Print the running scheduler's statistics until it stops or we are interrupted.
     Across a worker restart (the supervisor's status file says so) it keeps going and
@@ -349,7 +366,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         policy_class = load_policy_class(args.policy)
     except PolicyLoadError as err:
-        parser.error(f"--policy: {err}")
+        # A bad argument, final under the supervisor too: one line, not the usage.
+        return worker_refused(args, f"--policy: {err}", WorkerStatus.USAGE)
 
     # All Python memory through glibc malloc, which the worker tells never to trim
     # or mmap (pymalloc's arenas come and go with mmap/munmap, which take the mmap
@@ -365,14 +383,16 @@ def main(argv: list[str] | None = None) -> int:
                           nr_cpus=os.sysconf("SC_NPROCESSORS_ONLN"), percpu_local=args.percpu_local)
     try:
         policy = policy_class(config)
-    except Exception as err:  # a policy that cannot even be built
-        print(f"scx_pyland: error: the {args.policy} policy failed to start: "
-              f"{type(err).__name__}: {err}", file=sys.stderr)
-        return WorkerStatus.POLICY_FAILED
+    except Exception as err:
+        # A policy that cannot even be built will not be by a restart either: final
+        # (a swap to one, later, is refused and the policy in use goes on).
+        return worker_refused(args, f"the {args.policy} policy cannot start: its constructor raised "
+                                    f"{type(err).__name__}: {err}", WorkerStatus.CANNOT_START)
     options = WorkerOptions(slice_ns=args.slice_us * 1000, timeout_ms=args.timeout_ms,
                             exit_dump_len=args.exit_dump_len, partial=args.partial,
                             verbose=args.verbose, stats_interval=args.stats, record=args.record,
                             exit_info=args.exit_info, restore_compaction=not args.worker,
+                            compaction_original=None if args.worker else compaction.ORIGINAL,
                             debug_stall_after=args.debug_stall_after,
                             debug_bpf_error_after=args.debug_bpf_error_after,
                             policy_spec=args.policy, watch=args.watch,

@@ -13,14 +13,31 @@ exactly once, whatever it is:
   worker writes lines to shares that description.
 - A message goes out in one write() (`write_line`): a line of the supervisor and
   one of the worker may follow each other, never cut into each other.
-- The worker's --stats lines never wait: on a pipe or terminal they go through a
-  new open of it with O_NONBLOCK (a line is dropped when it is full), so the flag
-  stays off the description the supervisor shares and blocks on. On a regular file
-  a write never waits for a reader, so the lines go through a duplicate of stderr
-  and append like every other line. A socket (the journal's stream) cannot be
-  opened again through /proc: the lines go through a duplicate of it, each sent
-  with MSG_DONTWAIT, which never waits and leaves the shared description's flags
-  alone (`open_stats_stderr`, `try_write_line`).
+- The worker's lines while it schedules (--stats, reloads, policy errors) never
+  wait on another user-space task: the worker schedules every task, so a write
+  that waits for a reader it must schedule first never ends. What may make a write
+  wait decides how they go out (`open_stats_stderr`, `try_write_line`):
+  - a regular file never waits for a reader: a duplicate of stderr, appending like
+    every other line;
+  - a pipe's reader, a pseudo-terminal's (a terminal emulator, sshd, tmux, `docker
+    run -t`: the master side of a pty) and a socket's peer are user-space tasks.
+    A pipe or terminal is opened again through /proc/self/fd/2 with O_NONBLOCK, so
+    the flag stays off the description the supervisor (and the shell) shares and
+    blocks on, and a line is dropped when it is full. A socket (the journal's
+    stream) cannot be opened again through /proc: a duplicate of it, each line sent
+    with MSG_DONTWAIT, which never waits and leaves the shared description alone;
+  - any other character device (a virtual console, a serial line, /dev/console, a
+    VM's virtio console port) is drained by its driver: the kernel, or the
+    hypervisor behind a virtio port, never a task of this machine. Some of them
+    allow one open at a time (a virtio port: EBUSY), so when the non-blocking open
+    fails the lines go through a duplicate of stderr, written only when poll() says
+    the device takes a write now (its output not stopped by ^S, not full); such a
+    write waits at most for the driver. A pty is never written that way: if it
+    cannot be opened again, the lines wait in `NonBlockingLog` until the worker has
+    detached.
+  A pipe takes a write of up to PIPE_BUF bytes whole or not at all; a terminal may
+  take part of one when it is full: the rest goes out before any later line, or
+  that line is dropped, so no line of the worker's is cut into by its next one.
 
 Nothing here imports scx_pyland._bpf: the supervisor uses it too.
 """
@@ -30,6 +47,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import select
 import socket
 import stat
 import sys
@@ -38,6 +56,16 @@ STDERR = 2
 # Descriptors of `open_stats_stderr` that are sockets, and their socket objects
 # (made once, before the worker attaches): `try_write_line` sends through them.
 _SOCKETS: dict[int, socket.socket] = {}
+# Descriptors of `open_stats_stderr` that block but are drained by a driver, each
+# with a poll object (made once) that says whether a write would wait now.
+_POLLED: dict[int, select.poll] = {}
+# The majors of pseudo-terminals (Documentation/admin-guide/devices.txt): BSD pty
+# masters (2) and slaves (3), Unix98 slaves (136-143); and /dev/tty (5, 0), which
+# may be one, and /dev/ptmx (5, 2). Their reader is a user-space task.
+_PTY_MAJORS = frozenset({2, 3, *range(136, 144)})
+_PTY_DEVICES = frozenset({(5, 0), (5, 2)})
+# What a full terminal did not take of the last line written to a descriptor.
+_UNFINISHED: dict[int, bytes] = {}
 
 
 def is_regular_file(fd: int) -> bool:
@@ -52,6 +80,20 @@ def is_socket(fd: int) -> bool:
         return stat.S_ISSOCK(os.fstat(fd).st_mode)
     except OSError:
         return False
+
+
+def is_drained_by_a_driver(fd: int) -> bool:
+    """Whether `fd` is a character device whose output only its driver (the kernel,
+    or a hypervisor behind a virtio port) drains: a console, a serial line, a
+    virtio port; not a pseudo-terminal, whose reader is a user-space task."""
+    try:
+        st = os.fstat(fd)
+    except OSError:
+        return False
+    if not stat.S_ISCHR(st.st_mode):
+        return False
+    device = (os.major(st.st_rdev), os.minor(st.st_rdev))
+    return device[0] not in _PTY_MAJORS and device not in _PTY_DEVICES
 
 
 def append_if_file(fd: int = STDERR) -> None:
@@ -88,10 +130,13 @@ def log(message: str) -> None:
 
 def open_stats_stderr() -> int:
     """A descriptor on stderr for lines the worker writes while it schedules, which
-    must never wait on another task: a duplicate of stderr on a regular file (it
-    appends with the rest, and a file never waits for a reader) or a socket (each
-    line sent with MSG_DONTWAIT), a new non-blocking open of the pipe or terminal
-    otherwise. Raises OSError when it cannot."""
+    must never wait on another user-space task (the module's docstring has the
+    rules): a duplicate of stderr on a regular file or a socket (each line sent
+    with MSG_DONTWAIT), a new non-blocking open of a pipe or terminal, or, where a
+    device drained by its driver cannot be opened again (a virtio console port:
+    EBUSY), a duplicate written only when poll() says it takes a write. Raises
+    OSError when none of these can be had (a pty or a pipe that cannot be opened
+    again)."""
     if is_regular_file(STDERR):
         return fcntl.fcntl(STDERR, fcntl.F_DUPFD_CLOEXEC, 3)
     if is_socket(STDERR):
@@ -100,21 +145,48 @@ def open_stats_stderr() -> int:
         sock = socket.socket(fileno=fcntl.fcntl(STDERR, fcntl.F_DUPFD_CLOEXEC, 3))
         _SOCKETS[sock.fileno()] = sock
         return sock.fileno()
-    return os.open(f"/proc/self/fd/{STDERR}", os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        return os.open(f"/proc/self/fd/{STDERR}", os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        if not is_drained_by_a_driver(STDERR):
+            raise
+    return polled_duplicate(STDERR)
+
+
+def polled_duplicate(fd: int) -> int:
+    """A duplicate of `fd` that `try_write_line` writes only when poll() says a
+    write goes through now; for a device drained by its driver, where such a write
+    waits at most for the driver (a race with another writer, or part of a line on a
+    terminal). Raises OSError if `fd` cannot be duplicated."""
+    dup = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 3)
+    poller = select.poll()
+    poller.register(dup, select.POLLOUT)
+    _POLLED[dup] = poller
+    return dup
 
 
 def try_write_line(fd: int, message: str) -> bool:
     """Write one line through a descriptor of `open_stats_stderr` in one write();
-    False when it was dropped (nobody drains the pipe right now, or nobody ever will). A line is far
-    below PIPE_BUF, so a pipe takes all of it or none, and a local stream socket
-    sends it in one buffer or not at all."""
+    False when it was dropped (nobody drains the pipe right now, or nobody ever
+    will, or the device does not take a write now). A line is far below PIPE_BUF,
+    so a pipe takes all of it or none, and a local stream socket sends it in one
+    buffer or not at all."""
     data = (message + "\n").encode(errors="replace")
     try:
         sock = _SOCKETS.get(fd)
-        if sock is None:
-            os.write(fd, data)
-        else:
+        if sock is not None:
             sock.send(data, socket.MSG_DONTWAIT | socket.MSG_NOSIGNAL)
+            return True
+        poller = _POLLED.get(fd)
+        if poller is not None and not any(events & select.POLLOUT for _, events in poller.poll(0)):
+            return False    # output stopped or full: dropped, never waited for
+        if rest := _UNFINISHED.get(fd):
+            _UNFINISHED[fd] = rest = rest[os.write(fd, rest):]
+            if rest:
+                return False
+        written = os.write(fd, data)
+        if written < len(data):     # a terminal took part of it: the rest goes first next time
+            _UNFINISHED[fd] = data[written:]
     except OSError:     # full (EAGAIN), or the reader is gone (EPIPE): dropped
         return False
     return True

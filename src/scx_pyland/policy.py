@@ -28,9 +28,10 @@ at once (docs/design.md, the traps).
 The worker guards the machine against a policy's mistakes (README, "Iterating on a
 policy on a live machine"): an exception from ``enqueue``, ``dispatch``,
 ``nr_pending`` or ``tick`` (or a ``dispatch`` that returns anything but a list of
-:class:`DispatchedTask`) hands every task the policy held to the fifo policy; a
-task held longer than ``--rescue-after-ms`` is dispatched by the worker itself (a
-later decision for it is dropped); a decision for a task the policy was not given,
+:class:`DispatchedTask`, ``None`` and ``()`` included) hands every task the policy
+held to the fifo policy; a task held longer than ``--rescue-after-ms`` is
+dispatched by the worker itself (a later decision for it is dropped); a decision
+for a task the policy was not given,
 or for one it decided already, is dropped. A policy swapped in while scheduling
 (``scx_pyland reload``, ``--watch``) gets the tasks the old one held in its first
 ``enqueue``.
@@ -109,7 +110,8 @@ class Policy:
         raise NotImplementedError
 
     def dispatch(self) -> list[DispatchedTask]:
-        """The decisions to send now, in order; tasks not returned stay pending."""
+        """The decisions to send now, in order, as a list (``[]`` for none: ``None`` or
+        a tuple is an error); tasks not returned stay pending."""
         raise NotImplementedError
 
     @property

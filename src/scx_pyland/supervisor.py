@@ -45,7 +45,7 @@ from pathlib import Path
 
 from scx_pyland import compaction, files, logs, reload
 from scx_pyland.exits import (ECODE_ACT_RESTART, ExitKind, SupervisorStatus, WorkerStatus, kind_name,
-                              read_exit_info)
+                              read_exit_info, with_explanation)
 STATUS_FILE = Path(os.environ.get("SCX_PYLAND_RUN_DIR", "/run/scx_pyland")) / "supervisor.json"
 # How long a worker's process group may take to vanish after SIGKILL.
 GROUP_KILL_TIMEOUT_S = 10.0
@@ -67,8 +67,11 @@ class SupervisorOptions:
     policy: str | None = None        # the worker's --policy, for the status file
     policy_state: Path | None = reload.STATE_FILE   # the worker's policy in use, its swaps
     sched_ext_dir: Path = files.SCHED_EXT
-    # Workers set it to 0; its value before the first is restored after the last.
+    # Workers set it to 0; its value before the first is restored after the last,
+    # and kept in compaction_original meanwhile (for the next supervisor, should
+    # this one be killed before it restores it).
     compaction_sysctl: Path | None = compaction.SYSCTL
+    compaction_original: Path | None = compaction.ORIGINAL
 
 
 @dataclass(slots=True)
@@ -96,7 +99,7 @@ def describe_kernel_exit(info: dict) -> str:
     if info.get("msg"):
         reason += f" ({info['msg']})"
     kind = info.get("kind", 0)
-    return f"{reason} [{kind_name(kind)} 0x{kind:x}]"
+    return f"{with_explanation(reason)} [{kind_name(kind)} 0x{kind:x}]"
 
 
 def classify(ended: WorkerExit, sysrq_final: bool = False) -> Verdict:
@@ -113,7 +116,8 @@ def classify(ended: WorkerExit, sysrq_final: bool = False) -> Verdict:
         error = info.get("error", "see its message above")
         return Verdict(False, f"the worker cannot start: {error}", SupervisorStatus.CANNOT_START)
     if rc == WorkerStatus.USAGE:
-        return Verdict(False, "the worker rejected its command line", SupervisorStatus.USAGE)
+        error = f": {info['error']}" if info.get("error") else ""
+        return Verdict(False, f"the worker rejected its command line{error}", SupervisorStatus.USAGE)
     if rc == WorkerStatus.KERNEL_EXIT:
         reason = describe_kernel_exit(info)
         if info.get("kind") == ExitKind.SYSRQ:
@@ -128,6 +132,8 @@ def classify(ended: WorkerExit, sysrq_final: bool = False) -> Verdict:
         return Verdict(True, f"the policy failed: {info.get('error', 'see the traceback above')}")
     if rc == WorkerStatus.TRANSPORT_FAILED:
         return Verdict(True, info.get("error", "the transport to the BPF side failed"))
+    if rc == WorkerStatus.START_FAILED:
+        return Verdict(True, f"the worker could not start: {info.get('error', 'see its message above')}")
     return Verdict(True, f"the worker exited with status {rc}")
 
 
@@ -203,7 +209,8 @@ class Supervisor:
         # Our stderr is our workers' too: on a regular file, everyone appends.
         logs.append_if_file()
         with (self.signals_caught(), tempfile.TemporaryDirectory(prefix="scx_pyland.") as tmp,
-              compaction.restored(self.options.compaction_sysctl, warn=log)):
+              compaction.restored(self.options.compaction_sysctl, warn=log,
+                                  original=self.options.compaction_original)):
             exit_info = os.path.join(tmp, "worker-exit.json")
             status = self.supervise(exit_info)
         self.update_status(state="stopped" if status == SupervisorStatus.STOPPED else "ended",

@@ -41,7 +41,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from scx_pyland import _bpf, compaction, files, logs, reload, stats, topology
-from scx_pyland.exits import ExitKind, WorkerStatus, is_error, kind_name, write_exit_info
+from scx_pyland.exits import ExitKind, WorkerStatus, is_error, kind_name, with_explanation, write_exit_info
 from scx_pyland.policies import FifoPolicy, PolicyLoadError, load_policy_class, policy_file
 from scx_pyland.policy import Policy
 from scx_pyland.replay import TraceRecorder
@@ -72,6 +72,9 @@ class WorkerOptions:
     record: Path | None = None           # write a trace of the queued records here
     exit_info: str | None = None         # where to write how it ended, for the supervisor
     restore_compaction: bool = True      # False under the supervisor, which restores it
+    # With restore_compaction: where the system's value is kept while attached, for
+    # the next one should this worker be killed (compaction.ORIGINAL; None: nowhere).
+    compaction_original: Path | None = None
     # Debug only (fault tests): after this many seconds, stop dispatching so the
     # watchdog fires, or make the BPF side call scx_bpf_error().
     debug_stall_after: float | None = None
@@ -167,12 +170,22 @@ class Worker:
                 log(f"warning: no statistics: cannot write {self.options.stats_path}: {err.strerror}")
             for warning in _bpf.guard_memory():
                 log(f"warning: {warning}")
-            with compaction_off_locked_pages(restore=self.options.restore_compaction):
+            with compaction_off_locked_pages(restore=self.options.restore_compaction,
+                                             original=self.options.compaction_original):
                 return self.attach_and_run()
-        except (_bpf.Error, CannotStart) as err:
+        except (_bpf.CannotStartHere, CannotStart) as err:
+            # No sched_ext, no privilege, another scheduler, a verifier rejection:
+            # this system cannot take the scheduler as it is.
             log(f"error: {err}")
             self.exit_fields = {"error": str(err)}
             return WorkerStatus.CANNOT_START
+        except (_bpf.Error, MemoryError) as err:
+            # Out of memory, a ring that could not be mapped, a program run that
+            # failed, an attach refused for now: another start may succeed.
+            message = with_explanation(str(err) or "out of memory")
+            log(f"error: cannot start now: {message}")
+            self.exit_fields = {"error": message}
+            return WorkerStatus.START_FAILED
         finally:
             if self.stats:
                 self.stats.close()
@@ -183,7 +196,7 @@ class Worker:
         except OSError as err:
             raise CannotStart(f"cannot read the CPU topology: {os_error_text(err)}") from None
         # Lines written while attached (--stats, errors, reloads) never block.
-        self.stats_fd = open_stats_stderr()
+        self.stats_fd = open_stats_stderr(stats_asked=bool(self.options.stats_interval))
         self.events = logs.NonBlockingLog(self.stats_fd)
         self.watched = self.watch_target()
         if threads := other_threads():
@@ -317,15 +330,17 @@ class Worker:
             decisions = pick()
             if backlog:
                 # The ring was full (or tasks were rescued): what waits goes first.
-                decisions = backlog + (release(decisions) if decisions else [])
+                decisions = backlog + (release(decisions) if decisions else no_decisions(decisions))
                 backlog.clear()
                 sent = dispatch(decisions)
                 if sent < len(decisions):
                     backlog.extend(decisions[sent:])
             elif decisions:
-                refused = submit(decisions)
+                refused = submit(decisions)     # raises TypeError unless a list of DispatchedTask
                 if refused:
                     backlog.extend(refused)
+            elif decisions.__class__ is not list:
+                no_decisions(decisions)         # None, (), ...: an error, as any non-list
             if monotonic_ns() >= next_housekeeping:
                 if self.housekeeping(sched):
                     return      # a new policy: bind it
@@ -579,6 +594,7 @@ class Worker:
         reason = info.reason or "no reason given"
         if info.msg:
             reason += f" ({info.msg})"
+        reason = with_explanation(reason)
         total = (c.nr_user_dispatches + c.nr_kernel_dispatches + c.nr_direct_dispatches + c.nr_rt_dispatches
                  + c.nr_stalled_dispatches + c.nr_custody_dispatches + c.nr_sched_congested)
 
@@ -605,7 +621,9 @@ class Worker:
 
 
 class CannotStart(Exception):
-    """The worker cannot start for a reason retrying will not fix; the message says why."""
+    """The worker cannot start for a reason retrying will not fix (exit 69, final);
+    the message says why. A _bpf.Error that is not a _bpf.CannotStartHere is one
+    that may pass (exit 73, restarted)."""
 
 
 class SwapRefused(Exception):
@@ -677,6 +695,17 @@ class ForkGuard:
                        f"{self.nr_forks} fork(s) ended so far")
 
 
+def no_decisions(decisions: object) -> list:
+    """A policy's dispatch() returned something empty: [] for an empty list (or list
+    subclass); raises TypeError for anything else (None, an empty tuple), as
+    Scheduler.submit does for a non-list with decisions in it, so the worker's
+    fallback takes over (policy.py: anything but a list is an error)."""
+    if not isinstance(decisions, list):
+        raise TypeError(f"the policy's dispatch() must return a list of DispatchedTask, "
+                        f"not {type(decisions).__name__}")
+    return []
+
+
 def file_signature(path: Path) -> tuple[int, int, int] | None:
     """(mtime ns, size, inode) of a file, None if it cannot be read: what --watch compares."""
     try:
@@ -706,12 +735,14 @@ def received(c: _bpf.Counters) -> int:
 
 
 @contextlib.contextmanager
-def compaction_off_locked_pages(path: Path = compaction.SYSCTL, restore: bool = True) -> Iterator[None]:
+def compaction_off_locked_pages(path: Path = compaction.SYSCTL, restore: bool = True,
+                                original: Path | None = None) -> Iterator[None]:
     """Keep memory compaction off locked pages while attached, so it never takes the
     worker's mmap lock. The system's setting is restored afterwards by whoever
     outlives the worker: the supervisor, or with `restore` (--no-supervisor) the
-    worker itself (scx_pyland.compaction says why)."""
-    with compaction.restored(path if restore else None, warn=log):
+    worker itself, which keeps it in `original` meanwhile (scx_pyland.compaction
+    says why)."""
+    with compaction.restored(path if restore else None, warn=log, original=original):
         try:
             compaction.write(path, "0")
         except OSError as err:
@@ -719,14 +750,18 @@ def compaction_off_locked_pages(path: Path = compaction.SYSCTL, restore: bool = 
         yield
 
 
-def open_stats_stderr() -> int | None:
-    """stderr may be a pipe that only another task drains (in a container, the
-    shim): the --stats lines go through a descriptor that never blocks, and are
-    dropped rather than ever waited for (scx_pyland.logs has the rules)."""
+def open_stats_stderr(stats_asked: bool) -> int | None:
+    """stderr may be a pipe or a terminal that only another task drains (in a
+    container, the shim; a terminal emulator): the lines written while attached go
+    through a descriptor that never waits on one, and are dropped rather than ever
+    waited for (scx_pyland.logs has the rules). None when there is no such
+    descriptor: the log lines then wait until the worker has detached, and the
+    --stats lines are lost, which is worth a warning only if they were asked for."""
     try:
         return logs.open_stats_stderr()
     except OSError as err:
-        log(f"warning: no --stats lines: cannot reopen stderr without blocking: {err.strerror}")
+        if stats_asked:
+            log(f"warning: no --stats lines: cannot open stderr again without blocking: {err.strerror}")
         return None
 
 
