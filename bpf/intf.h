@@ -87,6 +87,10 @@ struct queued_task {
 	u64 vtime;		/* vtime user space gave it last; 0 = new task */
 	u64 enq_cnt;		/* enqueue generation, copied into the dispatch */
 	char comm[PYLAND_COMM_LEN];
+	u64 enq_ts;		/* when this enqueue queued it to user space (ns) */
+	u64 decided_ts;		/* when the worker's decision for its previous record
+				 * was carried out (ns); 0: none since (served by
+				 * the BPF side, cancelled, or a new task) */
 };
 
 /* user -> BPF (user ring buffer "dispatched"): where and how to run a task. */

@@ -146,6 +146,14 @@ u64 worker_last_run;
  */
 bool debug_error_requested;
 
+/*
+ * Debug only (--debug-stall-after): user space sets this once its worker drops
+ * the tasks it reads, so that custody_look() serves none of them and the
+ * kernel's watchdog fires (a runnable task stall), to test recovery from an
+ * ERROR_STALL exit. Custody would otherwise run them.
+ */
+bool debug_no_custody;
+
 struct exit_info exit_info;
 char exit_dump[EXIT_DUMP_MAX];
 
@@ -186,6 +194,7 @@ struct task_ctx {
 	 * of the two dispatches each generation (claim_generation()).
 	 */
 	u64 dispatched_cnt;
+	u64 decided_ts;		/* when the worker's last decision was carried out; 0: reported */
 };
 
 struct {
@@ -794,7 +803,7 @@ static bool custody_look(void)
 
 	if (__sync_lock_test_and_set(&custody_busy, 1))
 		return READ_ONCE(worker_behind);
-	stalled = worker_unresponsive();
+	stalled = worker_unresponsive() && !READ_ONCE(debug_no_custody);
 	cons_pos = bpf_ringbuf_query(&queued, BPF_RB_CONS_POS);
 	now = scx_bpf_now();
 	bpf_for(i, 0, CUSTODY_SCAN) {
@@ -804,7 +813,7 @@ static bool custody_look(void)
 			break;
 		state = custody_state(&e, cons_pos);
 		overdue = state == HELD_UNREAD && max_user_wait_ns &&
-			  now - e.queued_at > max_user_wait_ns;
+			  now - e.queued_at > max_user_wait_ns && !READ_ONCE(debug_no_custody);
 		behind |= overdue;
 		if (state == NOT_HELD) {
 			bpf_map_pop_elem(&custody, &e);
@@ -880,6 +889,10 @@ static bool queue_to_user(struct task_struct *p, u64 enq_flags)
 	task->vtime = tctx->vtime;
 	task->enq_cnt = ++tctx->enq_cnt;
 	__builtin_memcpy(task->comm, p->comm, PYLAND_COMM_LEN);
+	task->enq_ts = scx_bpf_now();
+	task->decided_ts = tctx->decided_ts;
+	/* Reported once: a record after a task the BPF side served carries 0. */
+	tctx->decided_ts = 0;
 
 	/*
 	 * Into custody before the worker can see the record. The producer position
@@ -889,7 +902,7 @@ static bool queue_to_user(struct task_struct *p, u64 enq_flags)
 	 */
 	entry.pid = p->pid;
 	entry.enq_cnt = task->enq_cnt;
-	entry.queued_at = scx_bpf_now();
+	entry.queued_at = task->enq_ts;
 	entry.ring_end = bpf_ringbuf_query(&queued, BPF_RB_PROD_POS);
 	if (bpf_map_push_elem(&custody, &entry, 0)) {
 		bpf_ringbuf_discard(task, BPF_RB_NO_WAKEUP);
@@ -1085,6 +1098,7 @@ static void dispatch_task(const struct dispatched_task *rec)
 		release_claimed_cpu(rec->cpu);
 	} else {
 		tctx->vtime = rec->vtime;
+		tctx->decided_ts = scx_bpf_now();
 		if (bounced)
 			stat_inc(&nr_bounce_dispatches);
 		stat_inc(&nr_user_dispatches);

@@ -142,6 +142,12 @@ nb::dict layout_of(std::initializer_list<std::tuple<const char *, size_t, size_t
 }  // namespace
 
 NB_MODULE(_bpf, m) {
+    // No leak report at interpreter exit: a worker may end with its Scheduler still
+    // referenced (by a policy's thread it refused, a closure the policy kept from
+    // use_scheduler(), an exception's frames), and nanobind would print some hundred
+    // lines of "leaked instance/type/function" into the log. The process exits: the
+    // kernel frees the memory and closes the fds, which detaches the scheduler.
+    nb::set_leak_warnings(false);
     m.doc() = "The BPF half of scx_pyland: load, attach, and move tasks in batches.";
     m.attr("__version__") = SCX_PYLAND_VERSION;
     m.attr("RL_CPU_ANY") = static_cast<int>(RL_CPU_ANY);
@@ -174,6 +180,9 @@ NB_MODULE(_bpf, m) {
         .def_ro("vtime", &QueuedTask::vtime, "The vtime it was last dispatched with; 0 for a new task.")
         .def_ro("enq_cnt", &QueuedTask::enq_cnt, "Enqueue generation; copy it into the dispatch.")
         .def_prop_ro("comm", [](const QueuedTask &t) { return comm_of(t); }, "Command name.")
+        .def_ro("enq_ts", &QueuedTask::enq_ts, "When this enqueue queued it to user space (ns, scx_bpf_now()).")
+        .def_ro("decided_ts", &QueuedTask::decided_ts,
+                "When the worker's decision for its previous record was carried out (ns); 0 if none since.")
         .def("__repr__", [](const QueuedTask &t) {
             return "QueuedTask(pid=" + std::to_string(t.pid) + ", comm='" + comm_of(t) +
                    "', cpu=" + std::to_string(t.cpu) + ", weight=" + std::to_string(t.weight) + ")";
@@ -419,6 +428,9 @@ NB_MODULE(_bpf, m) {
                      "Decisions run_fifo_ceiling holds for the next call (the ring was full).")
         .def("debug_request_error", [](PyScheduler &s) { s.sched.debug_request_error(); },
              "Debug only: have the BPF side call scx_bpf_error() on its next dispatch.")
+        .def("debug_disable_custody", [](PyScheduler &s) { s.sched.debug_disable_custody(); },
+             "Debug only: the BPF side's custody serves no task any more, so tasks the worker drops "
+             "stall until the kernel's watchdog ends the scheduler.")
         .def("shutdown_and_report", [](PyScheduler &s) { return s.sched.shutdown_and_report(); },
              nb::call_guard<nb::gil_scoped_release>(), "Detach if attached, and return the exit info.")
         .def("counters", [](const PyScheduler &s) { return s.sched.counters(); })
@@ -470,7 +482,8 @@ NB_MODULE(_bpf, m) {
             FIELD(QueuedTask, pid), FIELD(QueuedTask, cpu), FIELD(QueuedTask, nr_cpus_allowed),
             FIELD(QueuedTask, flags), FIELD(QueuedTask, start_ts), FIELD(QueuedTask, stop_ts),
             FIELD(QueuedTask, exec_runtime), FIELD(QueuedTask, weight), FIELD(QueuedTask, vtime),
-            FIELD(QueuedTask, enq_cnt), FIELD(QueuedTask, comm)});
+            FIELD(QueuedTask, enq_cnt), FIELD(QueuedTask, comm), FIELD(QueuedTask, enq_ts),
+            FIELD(QueuedTask, decided_ts)});
         d["dispatched_task"] = layout_of<DispatchedTask>({
             FIELD(DispatchedTask, pid), FIELD(DispatchedTask, cpu), FIELD(DispatchedTask, flags),
             FIELD(DispatchedTask, slice_ns), FIELD(DispatchedTask, vtime), FIELD(DispatchedTask, enq_cnt)});

@@ -511,6 +511,11 @@ void Scheduler::debug_request_error() {
     __atomic_store_n(&skel_->bss->debug_error_requested, true, __ATOMIC_RELEASE);
 }
 
+void Scheduler::debug_disable_custody() {
+    require_open();
+    __atomic_store_n(&skel_->bss->debug_no_custody, true, __ATOMIC_RELEASE);
+}
+
 ExitInfo Scheduler::shutdown_and_report() {
     require_open();
     // Destroying the link unregisters the scheduler; the kernel runs ops.exit

@@ -112,6 +112,8 @@ public:
     bool exited() const;
     // Debug only: make the BPF side call scx_bpf_error() on its next dispatch.
     void debug_request_error();
+    // Debug only: custody serves no task any more (the watchdog is meant to fire).
+    void debug_disable_custody();
     // Benchmark only: the transport's ceiling. The worker cycle of the fifo policy
     // (every queued task to any CPU, the slice shrinking as more wait) run in C++
     // with no Python in the loop, for `duration_ns` or until the kernel ends the

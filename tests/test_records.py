@@ -12,7 +12,7 @@ import subprocess
 import pytest
 
 from scx_pyland import _bpf
-from scx_pyland.records import (DISPATCHED_FIELDS, DISPATCHED_TASK, QUEUED_FIELDS, QUEUED_TASK,
+from scx_pyland.records import (DISPATCHED_FIELDS, DISPATCHED_TASK, QUEUED_FIELDS, QUEUED_TASK, QUEUED_TASK_V1,
                                 dispatched_records, queued_bytes)
 
 
@@ -65,13 +65,20 @@ def test_test_byte_layout_matches_the_bpf_objects_btf(tmp_path):
     assert struct_layout(DISPATCHED_TASK, DISPATCHED_FIELDS) == btf["dispatched_task"]
 
 
+def test_a_version_1_record_is_the_record_without_its_two_timestamps():
+    assert QUEUED_TASK.size == QUEUED_TASK_V1.size + 16
+    assert QUEUED_TASK.format.startswith(QUEUED_TASK_V1.format) and QUEUED_TASK.format.endswith("QQ")
+
+
 def test_queued_records_decode_field_by_field():
     data = queued_bytes(4242, cpu=1, nr_cpus_allowed=2, flags=0x8, start_ts=10, stop_ts=25,
-                        exec_runtime=15, weight=100, vtime=777, enq_cnt=3, comm="stress-ng-cpu")
+                        exec_runtime=15, weight=100, vtime=777, enq_cnt=3, comm="stress-ng-cpu",
+                        enq_ts=40, decided_ts=30)
     [task] = _bpf.decode_queued(data)
     assert (task.pid, task.cpu, task.nr_cpus_allowed, task.flags) == (4242, 1, 2, 0x8)
     assert (task.start_ts, task.stop_ts, task.exec_runtime) == (10, 25, 15)
     assert (task.weight, task.vtime, task.enq_cnt, task.comm) == (100, 777, 3, "stress-ng-cpu")
+    assert (task.enq_ts, task.decided_ts) == (40, 30)
 
 
 def test_a_full_length_comm_has_no_terminator_and_still_decodes():

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 
 from scx_pyland import _bpf
-from scx_pyland.policies import rustland
 from scx_pyland.policies.fifo import FifoPolicy
 from scx_pyland.policies.rustland import RustlandPolicy
 from scx_pyland.policy import PolicyConfig
@@ -50,28 +48,29 @@ def test_a_full_recorder_counts_what_it_dropped(tmp_path):
     assert recorder.dropped == 5
 
 
-def golden_decisions(policy: type, monkeypatch) -> list[str]:
+def golden_decisions(policy: type) -> list[str]:
     """The recorded VM trace replayed into `policy`, one line per decision. The
     policy's only other input is the time (rustland's rule 5 holds a task 250 ms at
     most): a clock that moves 100 ms at each reading makes it a function of the trace."""
     readings = iter(range(0, 10**15, 100_000_000))
-    monkeypatch.setattr(rustland, "time", SimpleNamespace(monotonic_ns=lambda: next(readings)))
     cycles = read_trace(FIXTURE)
     assert len(cycles) > 10
-    decisions = replay(policy(CONFIG), cycles)
+    subject = policy(CONFIG)
+    subject.use_clock(lambda: next(readings))
+    decisions = replay(subject, cycles)
     assert len(decisions) == sum(len(_bpf.decode_queued(c)) for c in cycles)
     return [f"{d.pid} {d.cpu} {d.flags} {d.slice_ns} {d.vtime} {d.enq_cnt}" for d in decisions]
 
 
 @pytest.mark.parametrize("policy", [RustlandPolicy, FifoPolicy], ids=["rustland", "fifo"])
-def test_the_recorded_vm_trace_replays_to_the_committed_decisions(policy, monkeypatch):
+def test_the_recorded_vm_trace_replays_to_the_committed_decisions(policy):
     """The decisions a policy makes on the recorded trace are the committed ones
     (tests/fixtures/*.decisions): a change of a policy's behaviour shows here. A
     change meant so: SCX_PYLAND_UPDATE_GOLDEN=1 rewrites the file, to commit with
     the change and its reason."""
     golden = FIXTURE.with_name(f"{FIXTURE.stem}.{policy.name}.decisions")
     header = f"# {FIXTURE.name} replayed into {policy.name} ({CONFIG}): pid cpu flags slice_ns vtime enq_cnt"
-    got = golden_decisions(policy, monkeypatch)
+    got = golden_decisions(policy)
     if os.environ.get("SCX_PYLAND_UPDATE_GOLDEN"):
         golden.write_text("\n".join([header, *got]) + "\n")
     want = [line for line in golden.read_text().splitlines() if not line.startswith("#")]

@@ -95,13 +95,13 @@ def simulate_one_cpu(weights: dict[int, int], ticks: int, tick_ns: int = 4_000_0
     return got
 
 
-def test_a_task_far_ahead_of_the_clock_waits_for_it_250_ms_at_most(monkeypatch):
+def test_a_task_far_ahead_of_the_clock_waits_for_it_250_ms_at_most():
     policy = RustlandPolicy(CONFIG)
     policy.vruntime_now = 100 * SLICE_MAX
     enqueue(policy, queued_bytes(1, vtime=100 * SLICE_MAX + 2 * SLICE_MAX))
     assert policy.dispatch() == [] and policy.nr_pending == 1
     later = time.monotonic_ns() + rustland.HOLD_MAX_NS
-    monkeypatch.setattr(rustland.time, "monotonic_ns", lambda: later)
+    policy.use_clock(lambda: later)
     [d] = policy.dispatch()
     assert (d.pid, d.cpu) == (1, RL_CPU_NEAR) and policy.nr_pending == 0
 
@@ -150,7 +150,7 @@ def test_a_task_ahead_of_the_clock_waits_while_its_cpus_are_busy():
     assert policy.dispatch() == [] and policy.nr_pending == 1
 
 
-def test_rustland_never_asks_for_idle_cpus_itself(monkeypatch):
+def test_rustland_never_asks_for_idle_cpus_itself():
     """The idle CPU near a task's last one is the BPF side's to pick (RL_CPU_NEAR), so
     a cycle costs no select_cpus system call, and rule 5 holds a task ahead of the
     clock while no CPU has been idle for its grace (rustland's docstring)."""
@@ -163,7 +163,7 @@ def test_rustland_never_asks_for_idle_cpus_itself(monkeypatch):
             queued_bytes(3, vtime=100 * SLICE_MAX + 2 * SLICE_MAX))
     assert sorted((d.pid, d.cpu) for d in policy.dispatch()) == [(1, RL_CPU_NEAR), (2, RL_CPU_NEAR)]
     later = time.monotonic_ns() + rustland.HOLD_MAX_NS
-    monkeypatch.setattr(rustland.time, "monotonic_ns", lambda: later)
+    policy.use_clock(lambda: later)
     assert [(d.pid, d.cpu) for d in policy.dispatch()] == [(3, RL_CPU_NEAR)]
 
 
@@ -288,3 +288,21 @@ def test_half_a_long_backlog_is_dispatched_per_cycle():
     enqueue(policy, *(queued_bytes(pid) for pid in range(1, 11)))
     assert len(policy.dispatch()) == 5
     assert policy.nr_pending == 5
+
+
+def test_rustland_reads_the_time_from_its_clock_hook():
+    """Rule 5's hold is measured on the policy's own clock (Policy.now_ns): the
+    worker's CLOCK_MONOTONIC live, the simulator's virtual clock in scx_pyland sim."""
+    now = [5_000_000_000]
+    policy = RustlandPolicy(CONFIG)
+    policy.use_clock(lambda: now[0])
+    policy.vruntime_now = 100 * SLICE_MAX
+    enqueue(policy, queued_bytes(1, vtime=100 * SLICE_MAX + 2 * SLICE_MAX))
+    now[0] += rustland.HOLD_MAX_NS - 1
+    assert policy.dispatch() == []
+    now[0] += 1
+    assert [d.pid for d in policy.dispatch()] == [1]
+
+
+def test_a_policys_clock_is_the_monotonic_clock_unless_told_otherwise():
+    assert RustlandPolicy(CONFIG).now_ns is time.monotonic_ns

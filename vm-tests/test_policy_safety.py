@@ -8,6 +8,7 @@ of pytest time in a guest, 30 s of it the load the issue asks for a forgetful, r
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -80,10 +81,18 @@ def reload_policy(run, *args: str) -> subprocess.CompletedProcess:
 
 
 def assert_still_scheduling(run, seq: int) -> None:
-    """Attached all along (enable_seq unchanged) and the policy's decisions still run."""
+    """Attached all along (enable_seq unchanged) and the policy's decisions still run:
+    beside CPU hogs of its own (on an idle machine every wake-up finds an idle CPU and
+    is dispatched by ops.select_cpu, never reaching the policy)."""
     assert files.enable_seq() == seq and sched_ext_state() == "enabled", run.diagnosis()
     before = user_dispatches()
-    wait_until(lambda: user_dispatches() > before + 20, 30, "user dispatches", run)
+    hogs = subprocess.Popen(["stress-ng", "--cpu", str(os.cpu_count()), "--timeout", "60s"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd="/tmp")
+    try:
+        wait_until(lambda: user_dispatches() > before + 20, 30, "user dispatches", run)
+    finally:
+        hogs.terminate()
+        hogs.wait(60)
     run.assert_attached()
 
 
@@ -253,6 +262,10 @@ def test_a_reload_to_a_policy_that_starts_a_thread_restarts_the_worker_with_the_
                "the worker's restart", run)
     wait_until(lambda: sched_ext_state() == "enabled", 60, "the new worker to attach", run)
     assert run.status()["policy"] == "fifo", run.status()
+    # The monitor captured the refused worker's detach: expected here, and only that one.
+    capture = json.loads(run.capture.read_text())
+    assert capture["sched_ext_state"] == "disabled", capture
+    run.capture.unlink()
     assert_still_scheduling(run, files.enable_seq())
     assert run.stop() == 0, run.diagnosis()
     assert "must stay one thread (docs/design.md, the traps); the scheduler is detached" in run.output, run.output

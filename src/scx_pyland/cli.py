@@ -41,6 +41,9 @@ commands:
                                load the policy again (or SPEC) in the running worker,
                                without detaching; one line, exit 0 if it switched,
                                1 if it was refused (see reload --help)
+  scx_pyland sim WORKLOAD [--policy SPEC ...]
+                               simulate policies on a virtual clock against a workload
+                               or a recorded trace; no root, no sched_ext (see sim --help)
 
 exit status: 0 stopped on request; 2 bad arguments (a --policy that cannot be
 imported too); 69 cannot start (no sched_ext, not privileged, another scheduler
@@ -205,8 +208,9 @@ def build_parser() -> argparse.ArgumentParser:
     debug = parser.add_argument_group(
         "debug options", "fault injection for tests: never use these in production")
     debug.add_argument("--debug-stall-after", type=positive_float, metavar="SECS",
-                       help="DEBUG: after SECS seconds the worker stops dispatching, so the "
-                            "kernel's watchdog ejects the scheduler (runnable task stall)")
+                       help="DEBUG: after SECS seconds the worker stops dispatching and the "
+                            "BPF side's custody serves nothing, so the kernel's watchdog ejects "
+                            "the scheduler (runnable task stall)")
     debug.add_argument("--debug-bpf-error-after", type=positive_float, metavar="SECS",
                        help="DEBUG: after SECS seconds the BPF side calls scx_bpf_error() on "
                             "its next dispatch (exit kind ERROR_BPF)")
@@ -337,6 +341,9 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["reload"]:
         from scx_pyland.reload import reload_command
         return reload_command(argv[1:])
+    if argv[:1] == ["sim"]:
+        from scx_pyland.sim.cli import main as sim_main
+        return sim_main(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.help_stats:

@@ -15,6 +15,9 @@ The worker drives it, one cycle at a time::
 
 plus :meth:`Policy.tick` about once a second and :meth:`Policy.on_exit` at the end
 (or when the policy is swapped out while scheduling).
+A policy that needs the time reads :meth:`Policy.now_ns`, never ``time`` itself: it is
+the worker's CLOCK_MONOTONIC live and the virtual clock in ``scx_pyland sim``
+(:meth:`Policy.use_clock`).
 :meth:`Policy.select_cpus` asks the BPF side's idle tracking for an idle CPU near
 each task's last one (in one call for many tasks, a system call); a decision for
 ``RL_CPU_NEAR`` leaves the same question to the BPF side, which answers it when it
@@ -42,6 +45,7 @@ Policies are plain Python, testable without a kernel: feed them records decoded 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -73,6 +77,10 @@ class Policy:
             self.name = type(self).__name__
         self._select_cpus: Callable[[list[QueuedTask]], list[int]] | None = None
         self._idle_cpus: Callable[[int, int], list[int]] | None = None
+        #: The policy's clock (ns): ``self.now_ns()``. CLOCK_MONOTONIC, the clock of the
+        #: worker's housekeeping, unless :meth:`use_clock` gave another. An attribute,
+        #: not a method, so a reading costs what ``time.monotonic_ns()`` costs.
+        self.now_ns: Callable[[], int] = time.monotonic_ns
 
     def use_scheduler(self, select_cpus: Callable[[list[QueuedTask]], list[int]],
                       idle_cpus: Callable[[int, int], list[int]] | None = None) -> None:
@@ -80,6 +88,12 @@ class Policy:
         :meth:`idle_cpus`."""
         self._select_cpus = select_cpus
         self._idle_cpus = idle_cpus
+
+    def use_clock(self, now_ns: Callable[[], int]) -> None:
+        """Make :attr:`now_ns` read `now_ns` (a function returning ns): the simulator's
+        virtual clock (``scx_pyland.sim``), or a test's. Live, the worker leaves the
+        default, CLOCK_MONOTONIC."""
+        self.now_ns = now_ns
 
     def select_cpus(self, tasks: list[QueuedTask]) -> list[int]:
         """An idle CPU for each task, nearest to the CPU it last ran on (a whole idle

@@ -6,6 +6,10 @@ worker read, in the bpf/intf.h layout, grouped by the cycle that read them::
 
     b"PYLANDTR"  u32 version  u32 record size  then per cycle: u32 count, count records
 
+Version 2 records end with ``enq_ts`` and ``decided_ts`` (records.py). A version 1
+trace (records up to ``comm``) still replays: its records are given zero timestamps,
+which no policy reads; the simulator (sim/trace.py) needs version 2.
+
 Replay decodes each cycle's records with the extension's own decoder and drives the
 policy as the worker does: enqueue the cycle's tasks, then one dispatch.
 """
@@ -18,12 +22,13 @@ from pathlib import Path
 
 from scx_pyland import _bpf
 from scx_pyland.policy import DispatchedTask, Policy
+from scx_pyland.records import QUEUED_TASK, QUEUED_TASK_V1
 
 # How long a replay waits at its end for tasks a policy holds back for a while.
 HOLD_PAUSE_S = 0.3
 
 MAGIC = b"PYLANDTR"
-VERSION = 1
+VERSION = 2
 HEADER = struct.Struct("<8sII")
 COUNT = struct.Struct("<I")
 RECORD_SIZE = _bpf.layout()["queued_task"]["__size__"]
@@ -67,10 +72,12 @@ def read_trace(path: Path) -> list[bytes]:
     if len(data) < HEADER.size:
         raise TraceError(f"{path}: too short to be a trace")
     magic, version, record_size = HEADER.unpack_from(data)
-    if magic != MAGIC or version != VERSION:
-        raise TraceError(f"{path}: not a scx_pyland trace (version {VERSION})")
-    if record_size != RECORD_SIZE:
-        raise TraceError(f"{path}: records of {record_size} bytes, this build has {RECORD_SIZE}")
+    if magic != MAGIC or version not in (1, VERSION):
+        raise TraceError(f"{path}: not a scx_pyland trace (version 1 or {VERSION})")
+    if (version, record_size) not in ((1, QUEUED_TASK_V1.size), (VERSION, RECORD_SIZE)):
+        raise TraceError(f"{path}: version {version} with records of {record_size} bytes, this build has "
+                         f"{RECORD_SIZE}")
+    pad = bytes(RECORD_SIZE - record_size)
     cycles, offset = [], HEADER.size
     while offset < len(data):
         (count,) = COUNT.unpack_from(data, offset)
@@ -78,7 +85,10 @@ def read_trace(path: Path) -> list[bytes]:
         end = offset + count * record_size
         if end > len(data):
             raise TraceError(f"{path}: truncated at byte {offset}")
-        cycles.append(data[offset:end])
+        if pad:
+            cycles.append(b"".join(data[at:at + record_size] + pad for at in range(offset, end, record_size)))
+        else:
+            cycles.append(data[offset:end])
         offset = end
     return cycles
 

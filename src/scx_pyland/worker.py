@@ -546,6 +546,8 @@ class Worker:
                 sched.debug_request_error()      # scx_bpf_error() on the next dispatch
             decisions = pick()
             if stall_after and elapsed >= stall_after:
+                if not self.debug_stalled:
+                    sched.debug_disable_custody()    # nor custody: the watchdog must fire
                 self.debug_stalled = True    # and no rescue
                 return []   # dropped: those tasks never run, and the watchdog fires
             return decisions

@@ -75,7 +75,6 @@ dispatches new tasks itself (docs/design.md).
 from __future__ import annotations
 
 import heapq
-import time
 
 from scx_pyland.policy import ENQ_WAKEUP, RL_CPU_NEAR, RL_PREEMPT, DispatchedTask, Policy, PolicyConfig, \
     QueuedTask
@@ -106,7 +105,7 @@ class RustlandPolicy(Policy):
         if not tasks:
             return
         slice_max = self.config.slice_ns
-        arrival = time.monotonic_ns()
+        arrival = self.now_ns()
         vruntime_now = self.vruntime_now
         pending = self.pending
         for task in tasks:
@@ -162,7 +161,7 @@ class RustlandPolicy(Policy):
         # Rule 5: a task ahead of the clock waits for it, HOLD_MAX_NS at most, or
         # until a CPU it may use has had nothing to run for IDLE_GRACE_NS.
         if ahead:
-            expired = time.monotonic_ns() - HOLD_MAX_NS
+            expired = self.now_ns() - HOLD_MAX_NS
             idle: list[int] | None = None
             for entry in ahead:
                 task = entry[5]
