@@ -170,3 +170,12 @@ def record_result(name: str, values: dict) -> None:
     if job:
         with open(Path(job) / "measurements.jsonl", "a") as f:
             f.write(json.dumps({"test": name, "kernel_release": os.uname().release, **values}) + "\n")
+
+
+def run_under_eevdf(argv: list[str], cwd: Path, timeout: float) -> str:
+    """Run `argv` to its end with no sched_ext scheduler attached (EEVDF, the
+    reference of a ratio in the same boot); returns its stdout and stderr."""
+    assert wait_for_state("disabled", 60), f"sched_ext is {sched_ext_state()}, not EEVDF"
+    out = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, cwd=cwd)
+    assert out.returncode == 0, out.stdout + out.stderr
+    return out.stdout + out.stderr

@@ -355,8 +355,10 @@ def test_rt_hog_on_one_cpu_leaves_scx_pyland_attached(start_scx, tmp_path):
     run.assert_attached()
     record_result("rt_hog_one_cpu_pinned_share_pct", {"eevdf": round(eevdf, 2), "pyland": round(pyland, 2)})
     assert enable_seq() == seq, run.diagnosis()
-    # The ext_server gives sched_ext tasks about 5% of the CPU, as fair_server does.
-    assert pyland > 0.5, f"the pinned task got {pyland:.2f}% of CPU 1 (EEVDF: {eevdf:.2f}%)"
+    # The ext_server gives sched_ext tasks about 5% of the CPU, as fair_server gives
+    # EEVDF's (7.3.4, 2026-12-07: 8.8% against EEVDF's 6.3%); at least half of EEVDF's
+    # share, so that a pinned task starved behind the worker or SHARED_DSQ shows.
+    assert pyland >= 0.5 * eevdf, f"the pinned task got {pyland:.2f}% of CPU 1 (EEVDF: {eevdf:.2f}%)"
 
 
 def test_rt_hogs_on_every_cpu_leave_scx_pyland_attached(start_scx, tmp_path):
