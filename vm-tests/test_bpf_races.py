@@ -171,7 +171,9 @@ def test_a_decision_for_an_older_enqueue_is_cancelled_and_its_claimed_cpu_freed(
 # RL_CPU_NEAR: a decision that leaves the idle CPU to the BPF side. The child holds a
 # busy task's record (the task may run on both CPUs and last ran on CPU 1, where
 # nothing else of ours runs; the worker is pinned to CPU 0) and sends the decision
-# with cpu=RL_CPU_NEAR.
+# with cpu=RL_CPU_NEAR. Custody is off (debug_disable_custody): this script is no
+# worker loop, and custody serving the task first would cancel the decision (the
+# task then runs without it, so only the counts could tell).
 NEAR_DECISION = """
 import os, subprocess, time
 from scx_pyland import _bpf, topology
@@ -191,6 +193,7 @@ def last_cpu(pid):
 
 try:
     with _bpf.Scheduler(partial=True, domains=cache_domains(topology.read_topology())) as sched:
+        sched.debug_disable_custody()
         os.sched_setscheduler(0, SCHED_EXT, os.sched_param(0))
         os.sched_setscheduler(task.pid, SCHED_EXT, os.sched_param(0))
         until = time.monotonic() + 5
