@@ -9,10 +9,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from dataclasses import asdict
+from dataclasses import asdict, fields
 from pathlib import Path
 
 from scx_pyland.policies import PolicyLoadError, load_policy_class
+from scx_pyland.policy import PolicyConfig
 from scx_pyland.replay import TraceError
 from scx_pyland.sim.report import format_table, ns_text, wait_text
 from scx_pyland.sim.simulation import PolicyStartError, SimOptions, simulate
@@ -20,6 +21,10 @@ from scx_pyland.sim.trace import TRACE_VERSION, trace_workload
 from scx_pyland.sim.worker import TASK_NS_BY_POLICY, CostModel
 from scx_pyland.sim.workload import WorkloadError, load_workload
 from scx_pyland.sim.workloads import BUILTIN
+from scx_pyland.worker import WorkerOptions
+
+# The live scheduler's defaults, from their homes (slotted dataclasses: read from fields()).
+LIVE_DEFAULTS = {f.name: f.default for cls in (PolicyConfig, WorkerOptions) for f in fields(cls)}
 
 DESCRIPTION = f"""\
 Simulate scheduling policies against a workload on N virtual CPUs with a virtual
@@ -120,18 +125,22 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--hz", type=positive_int, default=250,
                         help="timer ticks per second: slices end at the next tick (default: %(default)s, "
                              "as Debian's kernels)")
-    parser.add_argument("-s", "--slice-us", type=positive_int, default=20_000, metavar="US",
+    parser.add_argument("-s", "--slice-us", type=positive_int, default=LIVE_DEFAULTS["slice_ns"] // 1000,
+                        metavar="US",
                         help="maximum time slice, as scx_pyland's (default: %(default)s)")
-    parser.add_argument("-S", "--slice-us-min", type=positive_int, default=1_000, metavar="US",
+    parser.add_argument("-S", "--slice-us-min", type=positive_int, default=LIVE_DEFAULTS["slice_min_ns"] // 1000,
+                        metavar="US",
                         help="minimum time slice, as scx_pyland's (default: %(default)s)")
     parser.add_argument("-l", "--percpu-local", action="store_true",
                         help="keep tasks on the CPU they last ran on, as scx_pyland's")
-    parser.add_argument("--max-user-wait-ms", type=non_negative_float, default=50, metavar="MS",
+    parser.add_argument("--max-user-wait-ms", type=non_negative_float, default=LIVE_DEFAULTS["max_user_wait_ms"],
+                        metavar="MS",
                         help="the BPF side serves a record unread this long itself, as scx_pyland's "
                              "(default: %(default)s; 0: never)")
-    parser.add_argument("--rescue-after-ms", type=positive_float, default=2500, metavar="MS",
+    parser.add_argument("--rescue-after-ms", type=positive_float, default=LIVE_DEFAULTS["timeout_ms"] // 2,
+                        metavar="MS",
                         help="the worker dispatches a task its policy held this long (default: %(default)s, "
-                             "half the watchdog's 5 s)")
+                             "half the watchdog's timeout, as scx_pyland's)")
     parser.add_argument("--stop-worker", type=stop_spec, action="append", metavar="AT:FOR",
                         help="stop the worker (kill -STOP) AT seconds into the run for FOR seconds, as the VM "
                              "tests do; repeat for several")

@@ -110,13 +110,6 @@ class EevdfModel:
             cpu.need_resched = True
             self.m.request_resched(cpu)
 
-    def resched(self, cpu: Cpu) -> None:
-        if cpu.curr is None:
-            self.schedule(cpu, None)
-        elif cpu.need_resched:
-            cpu.need_resched = False
-            self.schedule(cpu, cpu.curr)
-
     def slice_expired(self, cpu: Cpu) -> None:
         p = cpu.curr
         now = self.engine.now

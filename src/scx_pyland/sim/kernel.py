@@ -174,13 +174,6 @@ class PylandKernel:
         if target.curr is None:
             self.m.request_resched(target)
 
-    def resched(self, cpu: Cpu) -> None:
-        if cpu.curr is None:
-            self.schedule(cpu, None)
-        elif cpu.need_resched:
-            cpu.need_resched = False
-            self.schedule(cpu, cpu.curr)
-
     def slice_expired(self, cpu: Cpu) -> None:
         self.schedule(cpu, cpu.curr)
 

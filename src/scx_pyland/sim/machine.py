@@ -117,7 +117,6 @@ class Model(Protocol):
     def wake(self, task: SimTask, wakeup: bool) -> None: ...
     def schedule(self, cpu: Cpu, prev: SimTask | None) -> None: ...
     def slice_expired(self, cpu: Cpu) -> None: ...
-    def resched(self, cpu: Cpu) -> None: ...
     def on_running(self, cpu: Cpu, task: SimTask, now: int) -> None: ...
     def on_stopping(self, cpu: Cpu, task: SimTask, now: int) -> None: ...
     def worker_begin(self, cpu: Cpu, start_ns: int) -> None: ...
@@ -361,8 +360,14 @@ class Machine:
             self.engine.at(self.engine.now, self._resched, cpu)
 
     def _resched(self, cpu: Cpu) -> None:
+        """An idle CPU picks a task; a busy one asked to preempt (need_resched)
+        puts its task back and picks again; any other goes on."""
         cpu.resched_pending = False
-        self.model.resched(cpu)
+        if cpu.curr is None:
+            self.model.schedule(cpu, None)
+        elif cpu.need_resched:
+            cpu.need_resched = False
+            self.model.schedule(cpu, cpu.curr)
 
     # -- accounts ------------------------------------------------------------------
 
